@@ -1,0 +1,49 @@
+"""Shared fixtures. Tests are offline: the Hugging Face Hub is never contacted."""
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+PTBXL_MINI = SHARED / "ptbxl-mini"
+PTBXL_METADATA = SHARED / "ptbxl-metadata"
+
+
+@pytest.fixture(scope="session")
+def ptbxl_mini() -> Path:
+    if not (PTBXL_MINI / "ptbxl_database.csv").exists():
+        pytest.skip(f"{PTBXL_MINI} is absent: the real PTB-XL slice lives in ../shared beside the repository")
+    return PTBXL_MINI
+
+
+@pytest.fixture(scope="session")
+def ptbxl_metadata() -> Path:
+    if not (PTBXL_METADATA / "ptbxl_database.csv").exists():
+        pytest.skip(f"{PTBXL_METADATA} is absent: the full PTB-XL label table lives in ../shared")
+    return PTBXL_METADATA
+
+
+@pytest.fixture(scope="session")
+def tiny_text_model(tmp_path_factory) -> Path:
+    """A tiny random BERT with a real WordPiece tokenizer, saved with save_pretrained: loads offline like any model."""
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    words = ("ecg normal abnormal sinus rhythm myocardial infarction inferior anterior left right bundle branch "
+             "block ventricular hypertrophy atrial fibrillation st t wave changes low high qrs voltage in the and "
+             "of leads , : ( ) / - degree first av conduction ischemic tachycardia bradycardia").split()
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted(set(words)) + list("abcdefghijklmnopqrstuvwxyz")
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    tokenizer = BertTokenizerFast(vocab=str(folder / "vocab.txt"))
+    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=128)
+    import torch
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
