@@ -69,7 +69,8 @@ def read_database(root: str | Path) -> pd.DataFrame:
     folds = pd.to_numeric(df["strat_fold"], errors="coerce")
     bad = df.loc[~folds.isin(range(1, 11)), ["ecg_id", "strat_fold"]]
     if len(bad):
-        raise DataError(f"{path}: ecg_id {bad.iloc[0, 0]}: strat_fold {bad.iloc[0, 1]!r} is outside 1-10")
+        ecg_id, fold = bad.iloc[0].tolist()
+        raise DataError(f"{path}: ecg_id {ecg_id}: strat_fold {fold!r} is outside 1-10")
     df["strat_fold"] = folds.astype(int)
     return df.sort_values("ecg_id").reset_index(drop=True)
 

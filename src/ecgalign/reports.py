@@ -1,0 +1,103 @@
+"""Structured reports: each record's SCP codes and likelihoods, one line per code, in the reference code's format
+
+    {Statement Category}: {SCP-ECG Statement Description}, Confidence score: {likelihood}
+
+e.g. `Myocardial Infarction: inferior myocardial infarction, Confidence score: 15.0`, in the order of the record's
+`scp_codes` dict. data/reports.jsonl holds one JSON object per record in ecg_id order; every later array is
+row-aligned with it.
+"""
+from __future__ import annotations
+
+import ast
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from .atomic import atomic_path
+
+LINE = "{category}: {description}, Confidence score: {likelihood}"
+
+
+class ReportError(ValueError):
+    """A record's scp_codes cannot be turned into a report; the message names the ecg_id."""
+
+
+def parse_scp_codes(text, ecg_id) -> dict[str, float]:
+    """`"{'NORM': 100.0, 'SR': 0.0}"` -> {"NORM": 100.0, "SR": 0.0}, checked: a dict of code -> likelihood in 0-100."""
+    where = f"ecg_id {ecg_id}: scp_codes"
+    if not isinstance(text, str):
+        raise ReportError(f"{where} is empty")
+    try:
+        codes = ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        raise ReportError(f"{where} {text[:80]!r} is not a Python dict literal") from None
+    if not isinstance(codes, dict):
+        raise ReportError(f"{where} {text[:80]!r} is a {type(codes).__name__}, not a dict")
+    if not codes:
+        raise ReportError(f"{where} is an empty dict: the record has no statement to report")
+    out = {}
+    for code, likelihood in codes.items():
+        if not isinstance(code, str):
+            raise ReportError(f"{where}: code {code!r} is not a string")
+        if isinstance(likelihood, bool) or not isinstance(likelihood, (int, float)) or not math.isfinite(likelihood):
+            raise ReportError(f"{where}: likelihood of {code} is {likelihood!r}, not a number")
+        if not 0 <= likelihood <= 100:
+            raise ReportError(f"{where}: likelihood of {code} is {likelihood}, outside 0-100")
+        out[code] = float(likelihood)
+    return out
+
+
+def statement_lookup(statements: pd.DataFrame) -> dict[str, tuple[str, str]]:
+    """code -> (Statement Category, SCP-ECG Statement Description) from scp_statements.csv."""
+    return {code: (row["Statement Category"], row["SCP-ECG Statement Description"])
+            for code, row in statements.iterrows()}
+
+
+def report_lines(codes: dict[str, float], lookup: dict[str, tuple[str, str]], ecg_id) -> list[str]:
+    """The report's lines, one per code in dict order; a code absent from scp_statements.csv raises ReportError."""
+    lines = []
+    for code, likelihood in codes.items():
+        if code not in lookup:
+            raise ReportError(f"ecg_id {ecg_id}: scp_codes names {code!r}, which scp_statements.csv does not define")
+        category, description = lookup[code]
+        lines.append(LINE.format(category=category, description=description, likelihood=likelihood))
+    return lines
+
+
+def build_reports(db: pd.DataFrame, statements: pd.DataFrame, on_error: str = "raise"):
+    """One dict per row of the (validated, ecg_id-sorted) database table, and the skipped (ecg_id, reason) pairs.
+
+    on_error="raise" stops at the first bad record; "skip" leaves it out, so that the caller can count and log it.
+    """
+    lookup = statement_lookup(statements)
+    records, skipped = [], []
+    rows = zip(db["ecg_id"], db["strat_fold"], db["scp_codes"], db["filename_lr"], db["filename_hr"])
+    for ecg_id, fold, text, lr, hr in rows:
+        ecg_id = int(ecg_id)
+        try:
+            codes = parse_scp_codes(text, ecg_id)
+            lines = report_lines(codes, lookup, ecg_id)
+        except ReportError as e:
+            if on_error != "skip":
+                raise
+            skipped.append((ecg_id, str(e)))
+            continue
+        records.append({"ecg_id": ecg_id, "strat_fold": int(fold), "filename_lr": lr, "filename_hr": hr,
+                        "scp_codes": codes, "report": "\n".join(lines)})
+    return records, skipped
+
+
+def write_reports(path: str | Path, records: list[dict]) -> None:
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        for r in records:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+
+
+def read_reports(path: str | Path = "data/reports.jsonl") -> list[dict]:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: run the reports stage first (dvc repro reports)")
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f]

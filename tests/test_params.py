@@ -1,0 +1,55 @@
+"""params.yaml validation: one place, before any work, with messages that name the key."""
+import copy
+
+import pytest
+import yaml
+
+from ecgalign.params import ParamsError, load, validate
+from conftest import REPO
+
+BASE = yaml.safe_load((REPO / "params.yaml").read_text())
+
+
+def test_repository_params_are_valid():
+    p = load(REPO / "params.yaml")
+    assert p.data.source == "synthetic" and p.split.test_folds == [10]
+
+
+def _with(section, key, value):
+    raw = copy.deepcopy(BASE)
+    raw[section][key] = value
+    return raw
+
+
+@pytest.mark.parametrize("section, key, value, message", [
+    ("train", "epochs", 0, "train.epochs = 0 is outside [1, 10000]"),
+    ("train", "batch_size", -1, "train.batch_size = -1 is outside"),
+    ("train", "lr", "fast", "train.lr must be int or float, got 'fast'"),
+    ("train", "learn_temperature", 1, "train.learn_temperature must be bool"),
+    ("train", "epochs", True, "train.epochs must be int, got True"),
+    ("data", "sampling_rate", 250, "data.sampling_rate = 250 is not one of 100, 500"),
+    ("data", "source", "s3", "data.source = 's3' is not one of synthetic, local, physionet"),
+    ("ecg", "encoder", "resnet9000", "ecg.encoder = 'resnet9000' is not one of cnn1d, xresnet1d"),
+    ("train", "loss", "mse", "train.loss = 'mse' is not one of cosine, infonce, cosine+infonce"),
+    ("split", "test_folds", [11], "split.test_folds has [11]; strat_fold values are 1-10"),
+    ("split", "test_folds", [], "split.test_folds must name at least one fold"),
+    ("split", "val_folds", [8], "split.train_folds and split.val_folds share fold(s) [8]"),
+])
+def test_bad_values_are_named(section, key, value, message):
+    with pytest.raises(ParamsError) as e:
+        validate(_with(section, key, value))
+    assert message in str(e.value)
+
+
+def test_unknown_key_lists_the_valid_ones():
+    with pytest.raises(ParamsError, match=r"unknown key\(s\) train.epoch; valid keys in 'train': loss, temperature"):
+        validate(_with("train", "epoch", 3))
+
+
+def test_missing_key_and_missing_file(tmp_path):
+    raw = copy.deepcopy(BASE)
+    del raw["text"]["pooling"]
+    with pytest.raises(ParamsError, match="text.pooling is missing"):
+        validate(raw)
+    with pytest.raises(ParamsError, match="not found: run the stages from the repository root"):
+        load(tmp_path / "params.yaml")
