@@ -125,8 +125,11 @@ def primary_superclass(scp_codes: list[dict], diagnostic_class: dict[str, str], 
 
 def class_prompts(statement_emb: np.ndarray, statement_codes: list[str], diagnostic_class: dict[str, str],
                   classes) -> tuple[np.ndarray, list[str]]:
-    """One text embedding per class: the normalised mean of the unit statement embeddings of the class's codes
-    (a prompt ensemble, as in CLIP). Returns (prompts for the classes that have codes, those classes)."""
+    """One prompt per class: the normalised mean of the unit embeddings of the statements whose diagnostic_class is
+    the class (CLIP's prompt ensembling). Pass statement embeddings already projected into the shared space: a
+    record listing one code has exactly that code's text embedding, so each projected statement is in the
+    distribution the projection head was trained on, and the ensemble is taken where the cosines are.
+    Returns (prompts for the classes that have statements, those classes)."""
     unit_emb = unit(statement_emb)
     prompts, kept = [], []
     for c in classes:
@@ -276,14 +279,8 @@ def nearest_statements(ecg_id: int, k: int = 5, data_dir: str = "data") -> list[
     return [(statements[i]["code"], statements[i]["text"], float(cos[i])) for i in best]
 
 
-def format_nearest(ecg_id: int, k: int = 5, data_dir: str = "data") -> str:
-    """The record's report beside its k nearest statements, as text for the terminal."""
-    from pathlib import Path
-
-    _, record = _find_record(Path(data_dir) / "reports.jsonl", ecg_id)
-    near = nearest_statements(ecg_id, k, data_dir)
-    lines = [f"ecg_id {ecg_id} (strat_fold {record.get('strat_fold')})", "report:"]
-    lines += [f"  {line}" for line in record["report"].splitlines()]
-    lines.append(f"nearest {len(near)} SCP statements to its ECG embedding (cosine):")
-    lines += [f"  {cos:+.3f}  {code:<6} {text}" for code, text, cos in near]
+def format_nearest(nearest: list[tuple[str, str, float]]) -> str:
+    """nearest_statements' answer as lines for the terminal: cosine, code, statement text."""
+    lines = [f"Nearest {len(nearest)} SCP statements to the ECG embedding (cosine in the shared space):"]
+    lines += [f"  {cos:+.3f}  {code:<6} {text}" for code, text, cos in nearest]
     return "\n".join(lines)

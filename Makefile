@@ -1,0 +1,27 @@
+# `make repro` and `make test` work on a fresh clone: they create .venv and install the pinned requirements first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell sha256sum requirements.txt | cut -c1-12)
+
+.PHONY: venv repro test bench clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+repro: $(STAMP)  ## the whole pipeline on params.yaml (the embedded synthetic default: offline, a few minutes)
+	PATH="$(BIN):$$PATH" HF_HUB_OFFLINE=1 dvc repro
+
+test: $(STAMP)  ## the test suite (offline)
+	PATH="$(BIN):$$PATH" $(BIN)/python -m pytest -q
+
+bench: $(STAMP)  ## every benchmark in bench/, printing its figures
+	for f in bench/bench_*.py; do echo "== $$f"; PATH="$(BIN):$$PATH" $(BIN)/python $$f || exit 1; done
+
+clean:
+	rm -rf $(VENV)

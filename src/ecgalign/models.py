@@ -1,0 +1,217 @@
+"""The ECG side of the shared space: a 1D-CNN encoder (cnn1d or xresnet1d), the two projection heads and the
+temperature, packed in one AlignmentModel whose checkpoint is self-contained.
+
+    raw mV x[B, 12, T] --(lead_mean/lead_std buffers)--> encoder --> z_ecg[B, embed_dim] --> e_ecg[B, proj_dim]
+    text embedding t[B, text_dim] ----------------------------------------------------> e_text[B, proj_dim]
+
+Normalisation lives in the model (buffers from the training folds' stats), so callers always pass raw millivolts
+and a checkpoint needs nothing else to encode new ECGs. Projections are not normalised: the losses do that.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+ENCODERS = ("cnn1d", "xresnet1d")
+MAX_LOGIT_SCALE = math.log(100.0)  # CLIP: 1/temperature is clamped at 100
+
+
+class CheckpointError(ValueError):
+    """A model checkpoint that cannot be used; the message names the file."""
+
+
+def conv_bn(n_in: int, n_out: int, kernel: int, stride: int = 1, act: bool = True, zero_bn: bool = False):
+    """Conv1d (no bias) + BatchNorm (+ ReLU): the unit both encoders are built from."""
+    bn = nn.BatchNorm1d(n_out)
+    nn.init.constant_(bn.weight, 0.0 if zero_bn else 1.0)  # zero_bn: a residual block starts as the identity
+    layers = [nn.Conv1d(n_in, n_out, kernel, stride=stride, padding=kernel // 2, bias=False), bn]
+    return nn.Sequential(*layers, nn.ReLU(inplace=True)) if act else nn.Sequential(*layers)
+
+
+class CNN1d(nn.Module):
+    """Five conv blocks (kernel 7, stride 2: T/32 steps left), global average pooling, Linear to embed_dim."""
+
+    def __init__(self, n_leads: int, embed_dim: int, channels=(32, 64, 128, 256, 256), kernel: int = 7):
+        super().__init__()
+        sizes = (n_leads, *channels)
+        self.features = nn.Sequential(*[conv_bn(a, b, kernel, stride=2) for a, b in zip(sizes, sizes[1:])])
+        self.fc = nn.Linear(channels[-1], embed_dim)
+
+    def forward(self, x):
+        return self.fc(self.features(x).mean(dim=-1))
+
+
+class ResBlock(nn.Module):
+    """xresnet's residual block (fastai / Strodthoff et al. 2020): basic (expansion 1) or bottleneck (4);
+    the shortcut average-pools when striding and uses a 1x1 conv when the width changes."""
+
+    def __init__(self, expansion: int, n_in: int, n_hidden: int, stride: int, kernel: int):
+        super().__init__()
+        n_out = n_hidden * expansion
+        if expansion == 1:
+            self.convs = nn.Sequential(conv_bn(n_in, n_hidden, kernel, stride),
+                                       conv_bn(n_hidden, n_out, kernel, act=False, zero_bn=True))
+        else:
+            self.convs = nn.Sequential(conv_bn(n_in, n_hidden, 1), conv_bn(n_hidden, n_hidden, kernel, stride),
+                                       conv_bn(n_hidden, n_out, 1, act=False, zero_bn=True))
+        pool = nn.AvgPool1d(2, ceil_mode=True) if stride != 1 else nn.Identity()
+        proj = conv_bn(n_in, n_out, 1, act=False) if n_in != n_out else nn.Identity()
+        self.shortcut = nn.Sequential(pool, proj)
+
+    def forward(self, x):
+        return F.relu(self.convs(x) + self.shortcut(x))
+
+
+# name: (expansion, blocks per stage); "xresnet1d" in params.yaml means XRESNET_DEFAULT (measured in bench/)
+XRESNET = {"xresnet1d18": (1, (2, 2, 2, 2)), "xresnet1d34": (1, (3, 4, 6, 3)), "xresnet1d50": (4, (3, 4, 6, 3))}
+XRESNET_DEFAULT = "xresnet1d50"
+
+
+class XResNet1d(nn.Module):
+    """xresnet1d: a stem of 3 convs (the first strided) + max-pool, 4 residual stages (64-512 channels x expansion,
+    stride 2 from the second), kernel 5, concat average+max pooling head, Linear to embed_dim."""
+
+    def __init__(self, n_leads: int, embed_dim: int, depth: str = XRESNET_DEFAULT, kernel: int = 5):
+        super().__init__()
+        expansion, layers = XRESNET[depth]
+        stem = (n_leads, 32, 32, 64)
+        self.stem = nn.Sequential(*[conv_bn(a, b, kernel, stride=2 if i == 0 else 1)
+                                    for i, (a, b) in enumerate(zip(stem, stem[1:]))],
+                                  nn.MaxPool1d(3, stride=2, padding=1))
+        blocks, n_in = [], 64
+        for stage, (n_hidden, n_blocks) in enumerate(zip((64, 128, 256, 512), layers)):
+            for i in range(n_blocks):
+                blocks.append(ResBlock(expansion, n_in, n_hidden, 2 if stage > 0 and i == 0 else 1, kernel))
+                n_in = n_hidden * expansion
+        self.blocks = nn.Sequential(*blocks)
+        self.fc = nn.Linear(2 * n_in, embed_dim)
+
+    def forward(self, x):
+        h = self.blocks(self.stem(x))
+        return self.fc(torch.cat([h.mean(dim=-1), h.amax(dim=-1)], dim=1))
+
+
+class AlignmentModel(nn.Module):
+    """ECG encoder + ECG and text projection heads + CLIP's learnable logit scale (log 1/temperature)."""
+
+    def __init__(self, config: dict, lead_mean=None, lead_std=None):
+        super().__init__()
+        self.config = dict(config)
+        c = self.config
+        n = c["n_leads"]
+        if c["encoder"] == "cnn1d":
+            self.encoder = CNN1d(n, c["embed_dim"])
+        elif c["encoder"] == "xresnet1d":
+            self.encoder = XResNet1d(n, c["embed_dim"], c.get("depth", XRESNET_DEFAULT))
+        else:
+            raise ValueError(f"ecg.encoder = {c['encoder']!r} is not one of {', '.join(ENCODERS)}")
+        self.ecg_proj = nn.Linear(c["embed_dim"], c["proj_dim"])
+        self.text_proj = nn.Linear(c["text_dim"], c["proj_dim"])
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / c["temperature"])),
+                                        requires_grad=c["learn_temperature"])
+        self.register_buffer("lead_mean", _lead_vector(lead_mean, 0.0, n, "lead_mean"))
+        self.register_buffer("lead_std", _lead_vector(lead_std, 1.0, n, "lead_std"))
+
+    def encode_ecg(self, x):
+        """Raw millivolts [B, n_leads, T] -> z_ecg [B, embed_dim]."""
+        return self.encoder((x - self.lead_mean[:, None]) / self.lead_std[:, None])
+
+    def project_ecg(self, z):
+        return self.ecg_proj(z)
+
+    def project_text(self, t):
+        return self.text_proj(t)
+
+    def scale(self):
+        """exp(logit_scale), clamped at 100 (CLIP)."""
+        return self.logit_scale.clamp(max=MAX_LOGIT_SCALE).exp()
+
+    def forward(self, x, t):
+        return self.project_ecg(self.encode_ecg(x)), self.project_text(t)
+
+
+def _lead_vector(values, default: float, n: int, name: str) -> torch.Tensor:
+    if values is None:
+        return torch.full((n,), default)
+    v = torch.as_tensor(np.asarray(values, dtype=np.float32))
+    if v.shape != (n,):
+        raise ValueError(f"{name} must have {n} values (one per lead), got shape {tuple(v.shape)}")
+    if not torch.isfinite(v).all() or (name == "lead_std" and (v <= 0).any()):
+        raise ValueError(f"{name} has non-finite{' or non-positive' if name == 'lead_std' else ''} values: {v.tolist()}")
+    return v
+
+
+def build_model(encoder: str, embed_dim: int, text_dim: int, proj_dim: int, temperature: float = 0.07,
+                learn_temperature: bool = True, lead_mean=None, lead_std=None, n_leads: int = 12) -> AlignmentModel:
+    """An AlignmentModel; lead_mean/lead_std (per-lead mV, from the training folds) default to 0/1."""
+    config = dict(encoder=encoder, embed_dim=int(embed_dim), text_dim=int(text_dim), proj_dim=int(proj_dim),
+                  temperature=float(temperature), learn_temperature=bool(learn_temperature), n_leads=int(n_leads))
+    if encoder == "xresnet1d":
+        config["depth"] = XRESNET_DEFAULT
+    return AlignmentModel(config, lead_mean, lead_std)
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The model inside a DistributedDataParallel wrapper (or the model itself)."""
+    return getattr(model, "module", model)
+
+
+def save_checkpoint(path, model: nn.Module, **extra) -> None:
+    """{"config", "state_dict", **extra} written atomically; loadable with torch.load(weights_only=True)."""
+    from .atomic import atomic_path
+
+    model = unwrap(model)
+    with atomic_path(path, suffix=".pt") as tmp:
+        torch.save({"config": model.config, "state_dict": model.state_dict(), **extra}, tmp)
+
+
+def read_checkpoint(path, map_location="cpu") -> dict:
+    """torch.load(weights_only=True) of a checkpoint dict; CheckpointError naming the file if it is unusable."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: checkpoint not found (run the train stage first: dvc repro train)")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # truncated zip, random bytes, pickled objects weights_only refuses ...
+        raise CheckpointError(f"{path}: not a readable checkpoint ({type(e).__name__}: {str(e)[:200]})") from None
+    if not isinstance(ckpt, dict) or not {"config", "state_dict"} <= set(ckpt):
+        raise CheckpointError(f"{path}: not a model checkpoint (expected a dict with 'config' and 'state_dict')")
+    return ckpt
+
+
+def load_model(path, map_location="cpu", encoder: str | None = None) -> AlignmentModel:
+    """The AlignmentModel saved at `path` (eval mode). `encoder`, if given, must match the checkpoint's."""
+    ckpt = read_checkpoint(path, map_location)
+    config = ckpt["config"]
+    if encoder is not None and config.get("encoder") != encoder:
+        raise CheckpointError(f"{path}: checkpoint holds a {config.get('encoder')!r} encoder, but ecg.encoder = "
+                              f"{encoder!r}; retrain (dvc repro train) or set ecg.encoder={config.get('encoder')}")
+    try:
+        model = AlignmentModel(config)
+        model.load_state_dict(ckpt["state_dict"])
+    except (KeyError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"{path}: the weights do not fit the stored config {config} ({str(e)[:300]})") from None
+    return model.eval()
+
+
+def encode_all(model: AlignmentModel, signals, batch_size: int = 256, device="cpu", rows=None):
+    """(z_ecg, e_ecg) float32 arrays for `rows` (default: all) of `signals` [N, 12, T] raw mV (a memmap is fine),
+    without gradients, in batches."""
+    from tqdm import tqdm
+
+    model = unwrap(model).to(device).eval()
+    rows = np.arange(len(signals)) if rows is None else np.asarray(rows)
+    z_out = np.zeros((len(rows), model.config["embed_dim"]), dtype=np.float32)
+    e_out = np.zeros((len(rows), model.config["proj_dim"]), dtype=np.float32)
+    with torch.no_grad():
+        for start in tqdm(range(0, len(rows), batch_size), desc="encode ECGs", unit="batch"):
+            x = torch.from_numpy(np.ascontiguousarray(signals[rows[start:start + batch_size]], dtype=np.float32))
+            z = model.encode_ecg(x.to(device))
+            z_out[start:start + len(x)] = z.float().cpu().numpy()
+            e_out[start:start + len(x)] = model.project_ecg(z).float().cpu().numpy()
+    return z_out, e_out

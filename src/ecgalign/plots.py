@@ -1,0 +1,95 @@
+"""The evaluate stage's PNG figures (matplotlib, Agg backend: no display needed), each written atomically."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from .atomic import atomic_path  # noqa: E402
+
+
+def _save(fig, path: str | Path) -> Path:
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
+    plt.close(fig)
+    return Path(path)
+
+
+def read_curve(path: str | Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """(steps, values) of a dvclive metric .tsv (columns [timestamp,] step, <name>); the last row of a repeated step
+    wins (a resumed run logs it again). None when the file is absent or empty."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.exists():
+        return None
+    df = pd.read_csv(path, sep="\t")
+    if df.empty or "step" not in df.columns:
+        return None
+    df = df.drop_duplicates("step", keep="last").sort_values("step")
+    return df["step"].to_numpy(), df[df.columns[-1]].to_numpy(dtype=float)
+
+
+def plot_loss(curves: dict[str, tuple[np.ndarray, np.ndarray] | None], path: str | Path) -> Path | None:
+    """Alignment loss per epoch, one line per split ({"train": (steps, values), "val": ...}); None (and no file)
+    when no curve is present."""
+    curves = {k: v for k, v in curves.items() if v is not None}
+    if not curves:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, (steps, values) in curves.items():
+        ax.plot(steps, values, marker="o", ms=3, label=name)
+    ax.set(xlabel="epoch", ylabel="alignment loss", title="Alignment loss per epoch")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return _save(fig, path)
+
+
+def pca_2d(x: np.ndarray) -> np.ndarray:
+    """The first two principal components of the rows of x (n x 2)."""
+    x = x - x.mean(axis=0)
+    _, _, vt = np.linalg.svd(x, full_matrices=False)
+    return x @ vt[:2].T
+
+
+def plot_embedding_map(e_ecg: np.ndarray, e_text: np.ndarray, classes: list[str], path: str | Path,
+                       max_points: int = 2000, seed: int = 0) -> Path:
+    """PCA of unit ECG and text embeddings together (one shared 2-D basis), ECGs as dots and texts as crosses,
+    coloured by each record's superclass; at most max_points records (a fixed random subset)."""
+    from .evaluation import unit
+
+    n = len(e_ecg)
+    rows = np.sort(np.random.default_rng(seed).permutation(n)[:max_points])
+    xy = pca_2d(np.concatenate([unit(e_ecg[rows]), unit(e_text[rows])]))
+    ecg_xy, text_xy = xy[:len(rows)], xy[len(rows):]
+    labels = np.asarray(classes, dtype=object)[rows]
+    fig, ax = plt.subplots(figsize=(7, 6))
+    for i, c in enumerate(sorted(set(labels), key=lambda c: (c == "none", c))):
+        m = labels == c
+        color = f"C{i}"
+        ax.scatter(*ecg_xy[m].T, s=8, alpha=0.6, color=color, label=f"{c} ECG ({m.sum()})")
+        ax.scatter(*text_xy[m].T, s=30, marker="x", alpha=0.8, color=color, label=f"{c} text")
+    ax.set(xlabel="PC 1", ylabel="PC 2", title=f"Test embeddings, PCA of both modalities ({len(rows)} records)")
+    ax.legend(fontsize=7, ncol=2, markerscale=1.5)
+    return _save(fig, path)
+
+
+def plot_roc(labels: np.ndarray, scores: np.ndarray, classes, path: str | Path, title: str = "Zero-shot ROC") -> Path:
+    """One ROC curve per class with both label values present, AUC in the legend."""
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    for j, c in enumerate(classes):
+        y = labels[:, j]
+        if y.all() or not y.any():
+            continue
+        fpr, tpr, _ = roc_curve(y, scores[:, j])
+        ax.plot(fpr, tpr, label=f"{c} (AUC {roc_auc_score(y, scores[:, j]):.3f}, n+={int(y.sum())})")
+    ax.plot([0, 1], [0, 1], "k--", lw=0.8, label="chance")
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title, xlim=(0, 1), ylim=(0, 1.01))
+    ax.legend(fontsize=8, loc="lower right")
+    return _save(fig, path)

