@@ -13,7 +13,6 @@ changes), so a rerun on a complete folder needs no network at all.
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -21,7 +20,7 @@ import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import requests
 import urllib3
@@ -80,11 +79,10 @@ def parse_sums(text: str, source: str = SUMS) -> dict[str, str]:
         if not m:
             raise DownloadError(f"{source} line {n}: expected '<sha256>  <path>', got {line[:100]!r}")
         digest, rel = m.group(1).lower(), m.group(2)
-        parts = PurePosixPath(rel).parts
-        if rel.startswith(("/", "\\")) or re.match(r"[A-Za-z]:", rel) or "\\" in rel or ".." in parts \
-                or not parts or rel.endswith(".part") or rel == STATE:
-            raise DownloadError(f"{source} line {n}: refusing path {rel!r}: it is absolute, contains '..' or "
-                                f"is reserved, and would be written outside the download folder")
+        parts = rel.split("/")
+        if "" in parts or ".." in parts or "\\" in rel or ":" in parts[0] or rel.endswith(".part") or rel == STATE:
+            raise DownloadError(f"{source} line {n}: refusing path {rel!r}: a path must stay inside the download "
+                                f"folder (no absolute path, '..', '\\' or drive) and not be *.part or {STATE}")
         sums[rel] = digest
     return sums
 
@@ -164,16 +162,13 @@ def _save_state(path: Path, state: dict) -> None:
     write_text(path, json.dumps(state, separators=(",", ":")))
 
 
-def _verified(path: Path, digest: str, state: dict, rel: str) -> list | None:
-    """[size, mtime_ns, sha256] if the file on disk matches `digest` (trusting the state file when its stat agrees)."""
+def _stat_entry(path: Path | str, digest: str) -> list | None:
+    """The state entry [size, mtime_ns, sha256] a file would have if it matches `digest`; None if it is missing."""
     try:
-        st = path.stat()
+        st = os.stat(path)
     except FileNotFoundError:
         return None
-    entry = [st.st_size, st.st_mtime_ns, digest]
-    if state.get(rel) == entry:
-        return entry
-    return entry if sha256_file(path) == digest else None
+    return [st.st_size, st.st_mtime_ns, digest]
 
 
 def _fetch_file(fetcher: _Fetcher, url: str, path: Path, digest: str) -> list:
@@ -184,8 +179,7 @@ def _fetch_file(fetcher: _Fetcher, url: str, path: Path, digest: str) -> list:
         got = fetcher.get(url, part)
         if got == digest:
             os.replace(part, path)
-            st = path.stat()
-            return [st.st_size, st.st_mtime_ns, digest]
+            return _stat_entry(path, digest)
     part.unlink(missing_ok=True)
     raise DownloadError(f"sha256 mismatch after a re-fetch: got {got[:12]}..., {SUMS} says {digest[:12]}...")
 
@@ -224,21 +218,28 @@ def fetch_ptbxl(base_url: str, version: str, dest: Path, sampling_rate: int, wor
         fetcher.close()
     files = wanted_files(sums, sampling_rate, str(root / SUMS))
     state_path = root / STATE
-    old = _load_state(state_path)
-    state = {rel: old[rel] for rel in files if rel in old}
+    old, state, todo = _load_state(state_path), {}, []
+    for rel in files:                         # stat only: files verified by an earlier run are trusted as they are
+        entry = _stat_entry(os.path.join(root, rel), sums[rel])
+        if entry is not None and old.get(rel) == entry:
+            state[rel] = entry
+        else:
+            todo.append(rel)
 
     def task(rel: str) -> tuple[list, bool]:
-        path = root / rel
-        entry = _verified(path, sums[rel], old, rel)
-        if entry is not None:
+        """Hash a file an earlier run did not record (or that changed since); fetch it if missing or bad."""
+        path, digest = root / rel, sums[rel]
+        entry = _stat_entry(path, digest)
+        if entry is not None and sha256_file(path) == digest:
             return entry, False
-        return _fetch_file(fetcher, f"{base}/{rel}", path, sums[rel]), True
+        return _fetch_file(fetcher, f"{base}/{rel}", path, digest), True
 
     failed, unreachable, fetched, last_save = {}, None, 0, time.monotonic()
     pool = ThreadPoolExecutor(max_workers=workers)
     try:
-        futures = {pool.submit(task, rel): rel for rel in files}
-        with tqdm(total=len(files), unit="file", desc=f"PTB-XL {version} records{sampling_rate}") as bar:
+        futures = {pool.submit(task, rel): rel for rel in todo}
+        with tqdm(total=len(files), initial=len(state), unit="file",
+                  desc=f"PTB-XL {version} records{sampling_rate}") as bar:
             for fut in as_completed(futures):
                 rel = futures[fut]
                 try:
@@ -248,7 +249,6 @@ def fetch_ptbxl(base_url: str, version: str, dest: Path, sampling_rate: int, wor
                     if isinstance(e, _Unreachable) and not fetcher.abort.is_set():
                         fetcher.abort.set()
                         unreachable = (f"{base}/{rel}", e)
-                    state.pop(rel, None)
                     failed[rel] = str(e)
                 bar.update()
                 bar.set_postfix(fetched=fetched, failed=len(failed), refresh=False)
