@@ -5,9 +5,12 @@
 
 Reading: PTB-XL's records are WFDB format 16 (little-endian int16, samples x leads interleaved in one .dat file).
 The header is parsed here and the .dat read with np.fromfile: mV = (adc - baseline) / gain, bit-identical to
-wfdb.rdsamp cast to float32 and ~10x faster. Any other layout (other formats, several files, multi-segment records)
-falls back to wfdb.rdsamp. Records are read in parallel chunks (multiprocessing, order preserved); the parent
-streams them into an np.lib.format.open_memmap file, so the 500 Hz dataset (~5 GB) is never held in memory.
+wfdb.rdsamp cast to float32 and many times faster (bench/bench_signals.py). Any other layout (other formats,
+several files, multi-segment records) falls back to wfdb.rdsamp.
+
+Writing: the parent creates the .npy with np.lib.format.open_memmap; worker processes read chunks of rows and write
+them straight into their rows of that file (memory-mapped), so no signal data crosses a pipe and the 500 Hz dataset
+(~5 GB) is never held in memory. Training-fold moments come back per chunk and are merged.
 
 Policy: a bad record is an error, never a skip, because every array of the pipeline is row-aligned with
 reports.jsonl. Each SignalError names the ecg_id, the file and the field.
@@ -51,12 +54,11 @@ class Header:
     units: list[str]
     checksums: list[int | None]
     names: list[str]
-    multi_segment: bool
 
     @property
     def fast(self) -> bool:
         """Plain format 16 in one file: read with np.fromfile; anything else goes through wfdb.rdsamp."""
-        return not self.multi_segment and set(self.fmts) == {"16"} and len(set(self.files)) == 1
+        return set(self.fmts) == {"16"} and len(set(self.files)) == 1
 
 
 def parse_header(path: Path, ecg_id) -> Header:
@@ -83,9 +85,8 @@ def parse_header(path: Path, ecg_id) -> Header:
         fs = float(rec[2].split("/")[0].split("(")[0])
     except ValueError:
         raise bad("sampling frequency", rec[2]) from None
-    multi = "/" in rec[0]
-    h = Header(n_sig, fs, n_samples, [], [], [], [], [], [], [], multi)
-    if multi:  # multi-segment: the following lines are segments, not signals; wfdb.rdsamp reads it
+    h = Header(n_sig, fs, n_samples, [], [], [], [], [], [], [])
+    if "/" in rec[0]:  # multi-segment: the following lines are segments, not signals (no fmts: wfdb.rdsamp reads it)
         return h
     for ln in lines[1:]:
         f = ln.split(maxsplit=8)
@@ -117,8 +118,6 @@ def _check_layout(ecg_id, path, n_sig, fs, n_samples, names, units, sampling_rat
     where = f"ecg_id {ecg_id}: {path}"
     if n_sig != len(LEADS):
         raise SignalError(f"{where}: the header declares {n_sig} leads, expected {len(LEADS)}")
-    if names is not None and len(names) != len(LEADS):
-        raise SignalError(f"{where}: the header describes {len(names)} leads, expected {len(LEADS)}")
     if fs != sampling_rate:
         raise SignalError(f"{where}: sampling frequency {fs:g} Hz in the header, expected {sampling_rate} Hz "
                           f"(data.sampling_rate)")
@@ -220,17 +219,19 @@ class Moments:
         return np.sqrt(self.m2 / self.n)
 
 
-def _read_chunk(task) -> tuple[np.ndarray, Moments, int]:
-    """Worker: read a chunk of rows -> (array (n, 12, T), moments of its training rows, fast-path count)."""
-    root, rows, sampling_rate = task
-    out = np.empty((len(rows), len(LEADS), SAMPLES[sampling_rate]), dtype=np.float32)
+def _read_chunk(task) -> tuple[int, Moments, int]:
+    """Worker: read a chunk of rows into rows start.. of the .npy at `path` (a memmap shared through the file, so
+    no signal data crosses a pipe); returns (rows read, moments of its training rows, fast-path count)."""
+    root, path, start, rows, sampling_rate = task
+    out = np.load(path, mmap_mode="r+")
     moments, fast = Moments(), 0
-    for i, (ecg_id, record, is_train) in enumerate(rows):
+    for i, (ecg_id, record, is_train) in enumerate(rows, start):
         out[i], was_fast = read_record(root, record, sampling_rate, ecg_id)
         fast += was_fast
         if is_train:
             moments.add(out[i])
-    return out, moments, fast
+    del out
+    return len(rows), moments, fast
 
 
 def _row_fields(rows: list[dict], column: str, train_folds) -> list[tuple]:
@@ -249,11 +250,13 @@ def default_workers() -> int:
 
 
 def extract(rows: list[dict], root: str | Path, sampling_rate: int, train_folds, out_dir: str | Path = "data/signals",
-            workers: int | None = None, chunk_size: int = 32, progress: bool = True) -> dict:
+            workers: int | None = None, chunk_size: int | None = None, progress: bool = True) -> dict:
     """Read the records of `rows` (reports.jsonl order) into out_dir/signals.npy and write out_dir/stats.json.
 
     Rows need ecg_id, strat_fold and filename_lr/filename_hr (by sampling_rate). The folder is built under a
     temporary name and renamed at the end: an error leaves no signals.npy behind. Returns the stats dict.
+    workers: processes (default: the CPUs this process may use); chunk_size: rows per task (default: about 8 tasks
+    per worker, at most 64 rows, so that short runs still spread over all workers).
     """
     if sampling_rate not in SAMPLES:
         raise SignalError(f"sampling rate {sampling_rate} Hz: PTB-XL has {sorted(SAMPLES)}")
@@ -267,29 +270,26 @@ def extract(rows: list[dict], root: str | Path, sampling_rate: int, train_folds,
         raise SignalError(f"no record is in the training folds {sorted(train_folds)}: cannot compute the "
                           f"normalisation stats")
     workers = workers or default_workers()
-    tasks = [(root, fields[i:i + chunk_size], sampling_rate) for i in range(0, len(fields), chunk_size)]
+    chunk_size = chunk_size or max(1, min(64, len(fields) // (8 * workers)))
     shape = (len(fields), len(LEADS), T)
     moments, fast = Moments(), 0
     with atomic_dir(out_dir) as tmp:
-        out = np.lib.format.open_memmap(tmp / SIGNALS, mode="w+", dtype=np.float32, shape=shape)
+        out = np.lib.format.open_memmap(tmp / SIGNALS, mode="w+", dtype=np.float32, shape=shape)  # header + size
+        del out  # the workers (or map, serially) fill it through their own memmaps
+        tasks = [(root, tmp / SIGNALS, i, fields[i:i + chunk_size], sampling_rate)
+                 for i in range(0, len(fields), chunk_size)]
         pool = multiprocessing.Pool(workers) if workers > 1 else None
         try:
-            results = pool.imap(_read_chunk, tasks) if pool else map(_read_chunk, tasks)
             bar = tqdm(total=len(fields), unit="rec", desc=f"signals {sampling_rate} Hz", disable=not progress)
-            i = 0
-            for chunk, m, f in results:
-                out[i:i + len(chunk)] = chunk
+            for n, m, f in pool.imap(_read_chunk, tasks) if pool else map(_read_chunk, tasks):
                 moments.merge(m)
                 fast += f
-                i += len(chunk)
-                bar.update(len(chunk))
+                bar.update(n)
             bar.close()
         finally:
             if pool:
                 pool.terminate()
                 pool.join()
-        out.flush()
-        del out
         std = moments.std
         if (std == 0).any():
             flat = [LEADS[j] for j in np.flatnonzero(std == 0)]
