@@ -2,11 +2,14 @@
 import itertools
 import json
 from math import comb
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from ecgalign import evaluation as ev
+
+REPO = Path(__file__).resolve().parents[1]
 
 # ----------------------------------------------------------------------------------------------- retrieval
 
@@ -141,3 +144,142 @@ def test_linear_probe_separates_a_separable_toy_case():
     assert aucs == {"A": 1.0, "B": 1.0} and skipped == ["C"]
     metrics = ev.probe_metrics(x[:60], y[:60], x[60:], y[60:], ["A", "B", "C"], c=10.0)
     assert metrics == {"linear_probe_auc_macro": 1.0, "linear_probe_auc_A": 1.0, "linear_probe_auc_B": 1.0}
+
+
+# ----------------------------------------------------------------------------------------------- the stage
+
+STATEMENTS = [  # code, Statement Category, description, diagnostic_class
+    ("NORM", "Normal/abnormal", "normal ECG", "NORM"), ("IMI", "Myocardial Infarction", "inferior MI", "MI"),
+    ("AMI", "Myocardial Infarction", "anterior MI", "MI"), ("NDT", "ST-T", "non-diagnostic T abnormalities", "STTC"),
+    ("CLBBB", "Conduction", "complete left bundle branch block", "CD"),
+    ("LVH", "Hypertrophy", "left ventricular hypertrophy", "HYP"), ("SR", "Rhythm", "sinus rhythm", ""),
+    ("LVOLT", "QRS morphology", "low QRS voltages", ""),
+]
+PATTERNS = [{"NORM": 100.0, "SR": 0.0}, {"IMI": 50.0}, {"NDT": 100.0, "LVOLT": 0.0}, {"CLBBB": 100.0},
+            {"LVH": 50.0, "SR": 0.0}, {"IMI": 100.0, "LVH": 20.0}, {"AMI": 80.0, "NDT": 35.0, "SR": 0.0}]
+N_RECORDS = 80   # strat_fold = i % 10 + 1: fold 10 (the test fold) holds rows 9, 19, ..., 79 and every pattern
+
+
+@pytest.fixture(scope="module")
+def stage_dir(tmp_path_factory):
+    """A data dir as the pipeline leaves it before `evaluate`, built from random arrays and a build_model model."""
+    import pandas as pd
+    import torch
+
+    from ecgalign.models import build_model, encode_all, save_checkpoint
+
+    root = tmp_path_factory.mktemp("evaluate")
+    data = root / "data"
+    for sub in ("raw", "text", "signals", "model", "ecg_embeddings"):
+        (data / sub).mkdir(parents=True)
+    (root / "params.yaml").write_text((REPO / "params.yaml").read_text())
+    table = pd.DataFrame(STATEMENTS, columns=["code", "Statement Category", "SCP-ECG Statement Description",
+                                              "diagnostic_class"]).set_index("code")
+    table["diagnostic_class"] = table["diagnostic_class"].replace("", None)
+    for col in ("diagnostic", "form", "rhythm"):
+        table[col] = 1.0
+    table.to_csv(data / "raw" / "scp_statements.csv")
+    with open(data / "reports.jsonl", "w") as f:
+        for i in range(N_RECORDS):
+            codes = PATTERNS[i % len(PATTERNS)]
+            f.write(json.dumps({"ecg_id": i + 1, "strat_fold": i % 10 + 1, "scp_codes": codes,
+                                "report": "\n".join(f"{c}, Confidence score: {v}" for c, v in codes.items())}) + "\n")
+    rng = np.random.default_rng(0)
+    codes = [s[0] for s in STATEMENTS]
+    statement_emb = rng.normal(size=(len(codes), 16)).astype(np.float32)
+    with open(data / "text" / "statements.jsonl", "w") as f:
+        for code, category, description, _ in STATEMENTS:
+            f.write(json.dumps({"code": code, "category": category, "description": description,
+                                "text": f"{category}: {description}"}) + "\n")
+    np.save(data / "text" / "statement_embeddings.npy", statement_emb)
+    weights = np.array([[PATTERNS[i % len(PATTERNS)].get(c, -1) + 1 for c in codes] for i in range(N_RECORDS)],
+                       dtype=np.float32)
+    np.save(data / "text" / "record_embeddings.npy", (weights / weights.sum(1, keepdims=True)) @ statement_emb)
+    signals = rng.normal(size=(N_RECORDS, 12, 64)).astype(np.float32)
+    np.save(data / "signals" / "signals.npy", signals)
+    torch.manual_seed(1)
+    model = build_model("cnn1d", embed_dim=8, text_dim=16, proj_dim=4, lead_mean=np.zeros(12),
+                        lead_std=np.full(12, 2.0))
+    save_checkpoint(data / "model" / "model.pt", model)
+    z, e = encode_all(model, signals, batch_size=32)
+    np.save(data / "ecg_embeddings" / "z_ecg.npy", z)
+    np.save(data / "ecg_embeddings" / "e_ecg.npy", e)
+    for split, values in (("train", [0.9, 0.7, 0.6]), ("val", [0.95, 0.8, 0.75])):
+        curve = data.parent / "dvclive" / "plots" / "metrics" / split
+        curve.mkdir(parents=True)
+        (curve / "alignment_loss.tsv").write_text("step\talignment_loss\n" +
+                                                  "".join(f"{s}\t{v}\n" for s, v in enumerate(values)))
+    return root
+
+
+def run_stage(root):
+    import evaluate_alignment
+
+    return evaluate_alignment.main(root / "data", root / "params.yaml", root / "metrics" / "eval.json",
+                                   root / "plots", root / "dvclive")
+
+
+def test_stage_writes_every_contract_metric_and_plot(stage_dir):
+    metrics = run_stage(stage_dir)
+    assert json.loads((stage_dir / "metrics" / "eval.json").read_text()) == metrics
+    contract = ["alignment_loss", "ecg_to_text_r1", "ecg_to_text_r5", "ecg_to_text_r10", "zero_shot_auc_macro",
+                "linear_probe_auc_macro", "ecg_embedding_mean_cosine", "text_embedding_mean_cosine"]
+    for key in contract:
+        assert isinstance(metrics[key], float) and isinstance(metrics["baseline_" + key], float), key
+    assert metrics["n_test"] == 8 and metrics["n_train"] == 64
+    # the 8 test records carry patterns 2, 5, 1, 4, 0, 3, 6, 2: pattern 2 twice, the others once
+    assert metrics["ecg_to_text_majority_r1"] == 2 / 8
+    assert metrics["ecg_to_text_chance_r1"] == pytest.approx((2 * 2 / 8 + 6 * 1 / 8) / 8)
+    assert metrics["ecg_to_text_chance_r10"] == 1.0      # k >= N: every ranking hits
+    assert metrics["ecg_to_text_r10"] == 1.0 and metrics["baseline_ecg_to_text_r10"] == 1.0
+    for c in ("NORM", "MI", "STTC", "CD", "HYP"):
+        assert 0 <= metrics[f"zero_shot_auc_{c}"] <= 1 and 0 <= metrics[f"baseline_linear_probe_auc_{c}"] <= 1
+    assert not any(k.startswith("baseline_ecg_to_text_chance") for k in metrics)
+    for name in ("loss", "embedding_map", "zero_shot_roc"):
+        assert (stage_dir / "plots" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_stage_is_deterministic(stage_dir):
+    assert run_stage(stage_dir) == run_stage(stage_dir)
+
+
+def test_nearest_statements_rank_projected_statements_by_cosine(stage_dir):
+    from ecgalign.models import load_model
+
+    data = stage_dir / "data"
+    near = ev.nearest_statements(20, k=3, data_dir=data)
+    model = load_model(data / "model" / "model.pt")
+    keys = ev.project_text(model, np.load(data / "text" / "statement_embeddings.npy"))
+    cos = ev.zero_shot_scores(np.load(data / "ecg_embeddings" / "e_ecg.npy")[19:20], keys)[0]
+    best = np.argsort(-cos)[:3]
+    assert [code for code, _, _ in near] == [STATEMENTS[i][0] for i in best]
+    assert [c for _, _, c in near] == pytest.approx(cos[best].tolist())
+    assert near[0][1] == f"{STATEMENTS[best[0]][1]}: {STATEMENTS[best[0]][2]}"
+    text = ev.format_nearest(near)
+    assert text.splitlines()[1].split()[1] == near[0][0] and len(text.splitlines()) == 4
+    with pytest.raises(KeyError, match="ecg_id 999 is not in"):
+        ev.nearest_statements(999, data_dir=data)
+
+
+def test_stage_names_a_misaligned_artifact(stage_dir, tmp_path):
+    import shutil
+
+    import evaluate_alignment
+
+    shutil.copytree(stage_dir / "data", tmp_path / "data")
+    np.save(tmp_path / "data" / "ecg_embeddings" / "e_ecg.npy", np.zeros((N_RECORDS - 1, 4), np.float32))
+    with pytest.raises(ValueError, match=r"e_ecg\.npy has 79 rows but .*reports\.jsonl has 80 records"):
+        evaluate_alignment.main(tmp_path / "data", stage_dir / "params.yaml", tmp_path / "eval.json", tmp_path)
+    assert not (tmp_path / "eval.json").exists()
+
+
+def test_loss_curve_keeps_the_last_row_of_a_resumed_step_and_skips_when_absent(tmp_path):
+    from ecgalign import plots
+
+    tsv = tmp_path / "alignment_loss.tsv"
+    tsv.write_text("timestamp\tstep\talignment_loss\n1\t0\t0.9\n2\t1\t0.8\n3\t1\t0.7\n4\t2\t0.6\n")
+    steps, values = plots.read_curve(tsv)
+    assert steps.tolist() == [0, 1, 2] and values.tolist() == [0.9, 0.7, 0.6]
+    assert plots.read_curve(tmp_path / "absent.tsv") is None
+    assert plots.plot_loss({"train": None, "val": None}, tmp_path / "loss.png") is None
+    assert not (tmp_path / "loss.png").exists()

@@ -248,13 +248,13 @@ def read_jsonl(path) -> list[dict]:
     return rows
 
 
-def _find_record(reports_path, ecg_id: int) -> tuple[int, dict]:
-    """(row, record) of ecg_id in reports.jsonl; KeyError naming the file when it is absent."""
+def _record_row(reports_path, ecg_id: int) -> int:
+    """The row of ecg_id in reports.jsonl (= its row in every embedding array); KeyError naming the file."""
     from .reports import read_reports
 
     for row, record in enumerate(read_reports(reports_path)):
         if record.get("ecg_id") == ecg_id:
-            return row, record
+            return row
     raise KeyError(f"ecg_id {ecg_id} is not in {reports_path}")
 
 
@@ -266,7 +266,7 @@ def nearest_statements(ecg_id: int, k: int = 5, data_dir: str = "data") -> list[
     from .models import load_model
 
     data = Path(data_dir)
-    row, _ = _find_record(data / "reports.jsonl", ecg_id)
+    row = _record_row(data / "reports.jsonl", ecg_id)
     e_ecg = np.load(data / "ecg_embeddings" / "e_ecg.npy", mmap_mode="r")
     statements = read_jsonl(data / "text" / "statements.jsonl")
     emb = np.load(data / "text" / "statement_embeddings.npy")

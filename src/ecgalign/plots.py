@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -44,6 +45,7 @@ def plot_loss(curves: dict[str, tuple[np.ndarray, np.ndarray] | None], path: str
     for name, (steps, values) in curves.items():
         ax.plot(steps, values, marker="o", ms=3, label=name)
     ax.set(xlabel="epoch", ylabel="alignment loss", title="Alignment loss per epoch")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     ax.legend()
     return _save(fig, path)
