@@ -19,6 +19,7 @@ def atomic_path(path: str | Path, suffix: str = ""):
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, 0o644)  # mkstemp's 0600 would otherwise become the artifact's mode
     try:
         yield Path(tmp)
         os.replace(tmp, path)

@@ -1,0 +1,64 @@
+"""train stage: align ECG encoder and text embeddings; writes data/model/model.pt, metrics/train.json, dvclive/.
+
+    python src/train_alignment.py                                   # one process
+    torchrun --nproc_per_node 8 src/train_alignment.py              # DDP (nccl on GPUs, gloo on CPU)
+
+A killed run, re-run with the same params and inputs, resumes from data/train_state/last.pt.
+"""
+import json
+import os
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from ecgalign import params
+from ecgalign.atomic import write_json
+from ecgalign.reports import read_reports
+from ecgalign.training import config_from_params, resolve_device, train
+
+SIGNALS, STATS = "data/signals/signals.npy", "data/signals/stats.json"
+TEXT, REPORTS = "data/text/record_embeddings.npy", "data/reports.jsonl"
+OUT_DIR, STATE_DIR, METRICS, LIVE_DIR = "data/model", "data/train_state", "metrics/train.json", "dvclive"
+
+
+def main():
+    p = params.load()
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    if world > 1:
+        cuda = resolve_device(p.train.device, int(os.environ.get("LOCAL_RANK", 0))).type == "cuda"
+        if cuda:
+            torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
+        dist.init_process_group("nccl" if cuda else "gloo")
+    rank = dist.get_rank() if world > 1 else 0
+
+    signals = np.load(SIGNALS, mmap_mode="r")
+    with open(STATS, encoding="utf-8") as f:
+        stats = json.load(f)
+    text = np.load(TEXT)
+    folds = np.array([r["strat_fold"] for r in read_reports(REPORTS)])
+    for name, n in ((SIGNALS, len(signals)), (TEXT, len(text))):
+        if n != len(folds):
+            raise ValueError(f"{name} has {n} rows but {REPORTS} has {len(folds)} records: re-run the stages "
+                             f"(dvc repro) so that every array is row-aligned with the reports")
+
+    live = None
+    if rank == 0:
+        from dvclive import Live
+        live = Live(dir=LIVE_DIR, save_dvc_exp=False, dvcyaml=False)
+        live.log_params({"ecg": vars(p.ecg), "train": vars(p.train)})
+    try:
+        metrics = train(signals, text, folds, config_from_params(p), OUT_DIR, STATE_DIR, live,
+                        lead_mean=stats["mean"], lead_std=stats["std"])
+        if rank == 0:
+            write_json(METRICS, metrics)
+            print(json.dumps(metrics, indent=2))
+    finally:
+        if live is not None:
+            live.end()
+        if world > 1:
+            dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()

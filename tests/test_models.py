@@ -1,0 +1,86 @@
+"""Encoders, projection heads, checkpoints."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from ecgalign.models import CheckpointError, build_model, encode_all, load_model, save_checkpoint
+
+
+@pytest.mark.parametrize("encoder", ["cnn1d", "xresnet1d"])
+@pytest.mark.parametrize("T", [1000, 5000])
+def test_shapes(encoder, T):
+    torch.manual_seed(0)
+    model = build_model(encoder, embed_dim=32, text_dim=24, proj_dim=16).eval()
+    x, t = torch.randn(2, 12, T), torch.randn(2, 24)
+    with torch.no_grad():
+        z = model.encode_ecg(x)
+        e_ecg, e_text = model(x, t)
+    assert z.shape == (2, 32) and e_ecg.shape == (2, 16) and e_text.shape == (2, 16)
+    assert torch.allclose(model.project_ecg(z), e_ecg)
+
+
+def test_normalisation_lives_in_the_model():
+    mean, std = np.arange(12, dtype=np.float32), np.full(12, 2.0, dtype=np.float32)
+    torch.manual_seed(0)
+    model = build_model("cnn1d", 16, 8, 4, lead_mean=mean, lead_std=std).eval()
+    x = torch.randn(3, 12, 1000)
+    with torch.no_grad():
+        expected = model.encoder((x - torch.tensor(mean)[:, None]) / 2.0)
+        assert torch.allclose(model.encode_ecg(x), expected)
+    with pytest.raises(ValueError, match="lead_std has non-finite or non-positive values"):
+        build_model("cnn1d", 16, 8, 4, lead_std=np.zeros(12))
+    with pytest.raises(ValueError, match="lead_mean must have 12 values"):
+        build_model("cnn1d", 16, 8, 4, lead_mean=np.zeros(8))
+
+
+def test_temperature():
+    model = build_model("cnn1d", 16, 8, 4, temperature=0.07)
+    assert model.logit_scale.item() == pytest.approx(math.log(1 / 0.07)) and model.logit_scale.requires_grad
+    assert model.scale().item() == pytest.approx(1 / 0.07, rel=1e-5)
+    assert not build_model("cnn1d", 16, 8, 4, learn_temperature=False).logit_scale.requires_grad
+    assert build_model("cnn1d", 16, 8, 4, temperature=0.001).scale().item() == pytest.approx(100.0)  # CLIP's clamp
+
+
+def test_checkpoint_round_trip_and_errors(tmp_path):
+    torch.manual_seed(0)
+    model = build_model("cnn1d", 16, 8, 4, temperature=0.05, lead_mean=np.ones(12), lead_std=np.full(12, 3.0))
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, model, epoch=3)
+    loaded = load_model(path, encoder="cnn1d")
+    assert loaded.config == model.config and not loaded.training
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values()))
+    assert torch.load(path, weights_only=True)["epoch"] == 3
+    assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]  # no temporary file left behind
+
+    with pytest.raises(CheckpointError, match=r"model\.pt: checkpoint holds a 'cnn1d' encoder, but ecg.encoder = "
+                                              r"'xresnet1d'"):
+        load_model(path, encoder="xresnet1d")
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match=r"corrupt\.pt: not a readable checkpoint"):
+        load_model(corrupt)
+    with pytest.raises(CheckpointError, match=r"absent\.pt: checkpoint not found"):
+        load_model(tmp_path / "absent.pt")
+    other = tmp_path / "other.pt"
+    torch.save({"config": {**model.config, "proj_dim": 5}, "state_dict": model.state_dict()}, other)
+    with pytest.raises(CheckpointError, match=r"other\.pt: the weights do not fit the stored config"):
+        load_model(other)
+
+
+def test_encode_all_matches_the_model_batched_over_a_memmap(tmp_path):
+    torch.manual_seed(0)
+    model = build_model("cnn1d", 16, 8, 4).eval()
+    x = np.random.default_rng(0).standard_normal((7, 12, 1000)).astype(np.float32)
+    np.save(tmp_path / "signals.npy", x)
+    signals = np.load(tmp_path / "signals.npy", mmap_mode="r")
+    z, e = encode_all(model, signals, batch_size=3)
+    with torch.no_grad():
+        z_ref = model.encode_ecg(torch.from_numpy(x))
+        e_ref = model.project_ecg(z_ref)
+    assert z.dtype == np.float32 and z.shape == (7, 16) and e.shape == (7, 4)
+    np.testing.assert_allclose(z, z_ref.numpy(), atol=1e-5)
+    np.testing.assert_allclose(e, e_ref.numpy(), atol=1e-5)
+    z2, _ = encode_all(model, signals, batch_size=2, rows=[5, 1])
+    np.testing.assert_allclose(z2, z[[5, 1]], atol=1e-5)

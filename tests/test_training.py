@@ -1,0 +1,160 @@
+"""The training loop: schedule, determinism, resume, learning, the stage scripts under 2-process DDP."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from ecgalign.training import lr_factor, split_rows, text_ids, train
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def make_data(n=64, T=1000, k=4, d=16, seed=0):
+    """A learnable toy problem: k report classes; class c's ECGs are sines of frequency c+1 Hz in noise, its text
+    embedding one random vector (so identical reports repeat, as in PTB-XL). Folds cycle 1-10."""
+    g = np.random.default_rng(seed)
+    cls = np.arange(n) % k
+    t = np.arange(T) / 100.0
+    sig = np.sin(2 * np.pi * (1 + cls)[:, None, None] * t + g.uniform(0, 2 * np.pi, (n, 12, 1)))
+    sig = (sig + 0.3 * g.standard_normal((n, 12, T))).astype(np.float32)
+    return sig, g.standard_normal((k, d)).astype(np.float32)[cls], np.arange(n) % 10 + 1
+
+
+def config(**kw):
+    return {"encoder": "cnn1d", "embed_dim": 16, "loss": "infonce", "temperature": 0.07, "learn_temperature": True,
+            "proj_dim": 8, "epochs": 2, "batch_size": 16, "lr": 3e-3, "weight_decay": 0.01, "warmup_epochs": 1,
+            "seed": 0, "device": "cpu", "num_workers": 0, "train_folds": [1, 2, 3, 4, 5, 6, 7, 8], "val_folds": [9],
+            **kw}
+
+
+class Recorder:
+    """A stand-in for dvclive.Live that keeps what was logged, and can 'kill' the run at a given step."""
+
+    def __init__(self, kill_at=None):
+        self.step, self.kill_at, self.logged = 0, kill_at, {}
+
+    def log_metric(self, name, value):
+        if self.step == self.kill_at:
+            raise KeyboardInterrupt(f"killed at epoch {self.step}")
+        self.logged.setdefault(name, []).append((self.step, value))
+
+    def next_step(self):
+        self.step += 1
+
+
+def state_dict(path):
+    return torch.load(path, weights_only=True)["state_dict"]
+
+
+def assert_same_weights(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_schedule_and_split():
+    assert [lr_factor(s, 2, 6) for s in range(2)] == [0.5, 1.0]
+    assert lr_factor(2, 2, 6) == pytest.approx(1.0) and lr_factor(4, 2, 6) == pytest.approx(0.5)
+    assert lr_factor(6, 2, 6) == pytest.approx(0.0)
+    train_rows, val_rows = split_rows([1, 9, 2, 9, 10], [1, 2], [9])
+    assert train_rows.tolist() == [0, 2] and val_rows.tolist() == [1, 3]
+    with pytest.raises(ValueError, match=r"split.val_folds = \[8\] selects no record \(strat_fold values present: "
+                                         r"\[1, 2, 9, 10\]\)"):
+        split_rows([1, 9, 2, 9, 10], [1, 2], [8])
+    assert text_ids(np.array([[1, 2], [0, 0], [1, 2]], dtype=np.float32)).tolist() == [1, 0, 1]
+
+
+def test_deterministic_and_resumes_exactly(tmp_path):
+    sig, text, folds = make_data()
+    runs = {}
+    for name in ("a", "b"):
+        live = Recorder()
+        m = train(sig, text, folds, config(), tmp_path / name, tmp_path / f"state_{name}", live, log=lambda *a: None)
+        runs[name] = (m, live.logged)
+    (ma, la), (mb, lb) = runs["a"], runs["b"]
+    ma.pop("train_seconds"), mb.pop("train_seconds")
+    assert ma == mb and la == lb  # same params + seed -> identical metrics and curves
+    assert_same_weights(state_dict(tmp_path / "a/model.pt"), state_dict(tmp_path / "b/model.pt"))
+    assert sorted(la) == ["train/alignment_loss", "train/objective", "train/temperature", "val/alignment_loss",
+                          "val/objective"]
+    assert [s for s, _ in la["val/alignment_loss"]] == [0, 1, 2] and [s for s, _ in la["train/objective"]] == [1, 2]
+    assert ma["alignment_loss_initial"] == la["val/alignment_loss"][0][1] and ma["n_train"] == 52
+    assert ma["val_objective"] == min(v for _, v in la["val/objective"][1:])
+
+    # "kill" the run after epoch 1 is checkpointed, then re-run: it resumes and ends with the same weights
+    with pytest.raises(KeyboardInterrupt):
+        train(sig, text, folds, config(), tmp_path / "c", tmp_path / "state_c", Recorder(kill_at=1),
+              log=lambda *a: None)
+    assert not (tmp_path / "c/model.pt").exists()
+    messages, live = [], Recorder()
+    mc = train(sig, text, folds, config(), tmp_path / "c", tmp_path / "state_c", live, log=messages.append)
+    assert any("resuming from" in m and "1 epoch(s) done" in m for m in messages)
+    assert_same_weights(state_dict(tmp_path / "a/model.pt"), state_dict(tmp_path / "c/model.pt"))
+    assert_same_weights(torch.load(tmp_path / "state_a/last.pt", weights_only=True)["model"],
+                        torch.load(tmp_path / "state_c/last.pt", weights_only=True)["model"])
+    mc.pop("train_seconds")
+    assert mc == ma and live.logged == la  # the resumed run replays the curves of epoch 1
+
+    # a last.pt of other params is ignored
+    messages = []
+    train(sig, text, folds, config(epochs=1), tmp_path / "d", tmp_path / "state_c", None, log=messages.append)
+    assert any("belongs to other params or inputs" in m and "starting fresh" in m for m in messages)
+
+
+@pytest.mark.parametrize("loss", ["infonce", "cosine"])
+def test_training_loss_falls(tmp_path, loss):
+    sig, text, folds = make_data(n=64)
+    live = Recorder()
+    m = train(sig, text, folds, config(loss=loss, epochs=3), tmp_path, tmp_path, live, log=lambda *a: None)
+    objective = [v for _, v in live.logged["train/objective"]]
+    assert objective[-1] < 0.9 * objective[0], objective
+    assert m["objective"] == loss and m["epochs"] == 3 and 1 <= m["best_epoch"] <= 3
+    if loss == "cosine":  # the cosine loss has no temperature: it stays at its initial value
+        assert live.logged["train/temperature"][-1][1] == pytest.approx(0.07)
+
+
+def test_rejects_misaligned_inputs(tmp_path):
+    sig, text, folds = make_data(n=20)
+    with pytest.raises(ValueError, match="not row-aligned: 20 signals, 19 text embeddings, 20 folds"):
+        train(sig, text[:19], folds, config(), tmp_path, tmp_path)
+
+
+def test_stage_scripts_under_two_process_ddp(tmp_path):
+    """torchrun --nproc_per_node 2 src/train_alignment.py (gloo), then src/embed_ecg.py, in a scratch repo."""
+    sig, text, folds = make_data(n=64)
+    data = tmp_path / "data"
+    for sub in ("signals", "text"):
+        (data / sub).mkdir(parents=True)
+    np.save(data / "signals/signals.npy", sig)
+    (data / "signals/stats.json").write_text(json.dumps({"mean": sig.mean((0, 2)).tolist(),
+                                                         "std": sig.std((0, 2)).tolist(), "sampling_rate": 100}))
+    np.save(data / "text/record_embeddings.npy", text)
+    with open(data / "reports.jsonl", "w") as f:
+        for i, fold in enumerate(folds):
+            f.write(json.dumps({"ecg_id": i + 1, "strat_fold": int(fold), "report": "x"}) + "\n")
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["ecg"]["embed_dim"] = 16
+    params["train"].update(proj_dim=8, epochs=1, batch_size=16, device="cpu")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                          str(REPO / "src/train_alignment.py")],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-3000:]
+    metrics = json.loads((tmp_path / "metrics/train.json").read_text())
+    assert metrics["world_size"] == 2 and metrics["n_train"] == 52 and metrics["epochs"] == 1
+    assert (tmp_path / "data/model/model.pt").exists() and (tmp_path / "data/train_state/last.pt").exists()
+    assert (tmp_path / "dvclive/plots/metrics/train/alignment_loss.tsv").exists()
+    assert len((tmp_path / "dvclive/plots/metrics/val/alignment_loss.tsv").read_text().splitlines()) == 3  # head+2
+
+    run = subprocess.run([sys.executable, str(REPO / "src/embed_ecg.py")], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr[-3000:]
+    z, e = np.load(data / "ecg_embeddings/z_ecg.npy"), np.load(data / "ecg_embeddings/e_ecg.npy")
+    assert z.shape == (64, 16) and e.shape == (64, 8) and z.dtype == e.dtype == np.float32
