@@ -42,6 +42,12 @@ def _advice(name: str) -> str:
             f"or keep the offline default text.model={DEFAULT_MODEL}")
 
 
+def _reason(e: Exception) -> str:
+    """'ErrorType: first line of the message', for wrapping library errors into one readable line."""
+    lines = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {lines[0]}" if lines else type(e).__name__
+
+
 def hub_reachable(timeout: float = PROBE_TIMEOUT) -> bool:
     """False when HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE is set or the Hub's port does not answer within `timeout`."""
     if any(os.environ.get(v, "").strip().lower() in TRUE for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")):
@@ -87,7 +93,8 @@ def resolve_model(name: str) -> str:
             pass   # not installed: try the HF cache / Hub like any other id
     parent = Path(name).expanduser().parent
     if not _is_hub_id(name) or (parent != Path(".") and parent.is_dir()):   # a path, e.g. models/x with models/
-        raise TextModelError(f"text.model={name!r}: no such folder (relative to {Path.cwd()}); {_advice(name)}")
+        where = "" if Path(name).is_absolute() else f" under {Path.cwd()}"
+        raise TextModelError(f"text.model={name!r}: no such folder{where}; {_advice(name)}")
     from huggingface_hub import snapshot_download
     try:
         return snapshot_download(name, local_files_only=True)
@@ -99,8 +106,7 @@ def resolve_model(name: str) -> str:
     try:
         return _download(name)
     except Exception as e:
-        raise TextModelError(f"text.model={name!r}: download from the Hugging Face Hub failed "
-                             f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+        raise TextModelError(f"text.model={name!r}: download from the Hugging Face Hub failed ({_reason(e)}); "
                              f"check the id, or {_advice(name)}") from None
 
 
@@ -117,15 +123,18 @@ def resolve_device(device: str) -> str:
 def load_text_model(name: str, device: str = "cpu"):
     """(tokenizer, model) for a Hub id or local folder, in eval mode on `device` (auto/cpu/cuda)."""
     from transformers import AutoModel, AutoTokenizer
+    device = resolve_device(device)
     path = resolve_model(name)
+    if not (Path(path) / "config.json").is_file():
+        raise TextModelError(f"text.model={name!r}: {path} has no config.json, so it is not a saved transformers "
+                             f"model; {_advice(name)}")
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         model = AutoModel.from_pretrained(path, local_files_only=True)
     except Exception as e:
-        raise TextModelError(f"text.model={name!r}: {path} is not a loadable transformers model "
-                             f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); {_advice(name)}") \
-            from None
-    return tokenizer, model.float().to(resolve_device(device)).eval()
+        raise TextModelError(f"text.model={name!r}: {path} is not a loadable transformers model ({_reason(e)}); "
+                             f"{_advice(name)}") from None
+    return tokenizer, model.float().to(device).eval()
 
 
 def statement_texts(statements, codes: list[str], template: str) -> list[str]:

