@@ -29,8 +29,9 @@ def main() -> None:
                 root = prepare_physionet(d)
             else:
                 root = Path(d.path).resolve()
-                if not (root / ptbxl.DATABASE).exists():
-                    raise ptbxl.DataError(f"data.path={d.path}: {root} holds no {ptbxl.DATABASE}; "
+                missing = [name for name in (ptbxl.DATABASE, ptbxl.STATEMENTS) if not (root / name).is_file()]
+                if missing:
+                    raise ptbxl.DataError(f"data.path={d.path}: {root} holds no {' and no '.join(missing)}; "
                                           "point data.path at a PTB-XL folder (tables + records100/)")
             for name in (ptbxl.DATABASE, ptbxl.STATEMENTS):
                 shutil.copy2(root / name, tmp / name)

@@ -15,10 +15,10 @@ import torch.distributed as dist
 from ecgalign import params
 from ecgalign.atomic import write_json
 from ecgalign.reports import read_reports
+from ecgalign.signals import load_signals
 from ecgalign.training import config_from_params, resolve_device, train
 
-SIGNALS, STATS = "data/signals/signals.npy", "data/signals/stats.json"
-TEXT, REPORTS = "data/text/record_embeddings.npy", "data/reports.jsonl"
+SIGNALS, TEXT, REPORTS = "data/signals", "data/text/record_embeddings.npy", "data/reports.jsonl"
 OUT_DIR, STATE_DIR, METRICS, LIVE_DIR = "data/model", "data/train_state", "metrics/train.json", "dvclive"
 
 
@@ -32,15 +32,18 @@ def main():
         dist.init_process_group("nccl" if cuda else "gloo")
     rank = dist.get_rank() if world > 1 else 0
 
-    signals = np.load(SIGNALS, mmap_mode="r")
-    with open(STATS, encoding="utf-8") as f:
-        stats = json.load(f)
+    signals, stats = load_signals(SIGNALS)
     text = np.load(TEXT)
-    folds = np.array([r["strat_fold"] for r in read_reports(REPORTS)])
-    for name, n in ((SIGNALS, len(signals)), (TEXT, len(text))):
+    reports = read_reports(REPORTS)
+    folds = np.array([r["strat_fold"] for r in reports])
+    for name, n in ((f"{SIGNALS}/signals.npy", len(signals)), (TEXT, len(text))):
         if n != len(folds):
             raise ValueError(f"{name} has {n} rows but {REPORTS} has {len(folds)} records: re-run the stages "
                              f"(dvc repro) so that every array is row-aligned with the reports")
+    bad = np.flatnonzero(~np.isfinite(text).all(axis=1))
+    if len(bad):
+        raise ValueError(f"{TEXT}: {len(bad)} non-finite row(s), first row {bad[0]} (ecg_id "
+                         f"{reports[bad[0]]['ecg_id']}): re-run dvc repro text_embeddings")
 
     live = None
     if rank == 0:

@@ -6,6 +6,8 @@ dotted key and, for unknown keys, the valid ones.
 """
 from __future__ import annotations
 
+import math
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -77,7 +79,12 @@ def _check(key: str, value, typ, check):
     # bool is an int in Python: refuse True where a number is meant, and 1 where a bool is meant
     if isinstance(value, bool) != (bool in types) or not isinstance(value, types):
         names = " or ".join(t.__name__ for t in types)
-        raise ParamsError(f"params.yaml: {key} must be {names}, got {value!r} ({type(value).__name__})")
+        hint = ""
+        if isinstance(value, str) and float in types and re.fullmatch(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+", value):
+            hint = f"; YAML reads {value} as text: write it with a dot and a signed exponent, e.g. 1.0e-3, or as 0.001"
+        raise ParamsError(f"params.yaml: {key} must be {names}, got {value!r} ({type(value).__name__}){hint}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ParamsError(f"params.yaml: {key} = {value!r} is not a finite number")
     if typ is list:
         if not value:
             raise ParamsError(f"params.yaml: {key} must name at least one fold")
@@ -134,6 +141,13 @@ def load(path: str | Path = "params.yaml") -> SimpleNamespace:
     path = Path(path)
     if not path.exists():
         raise ParamsError(f"{path} not found: run the stages from the repository root")
-    with open(path, encoding="utf-8") as f:
-        raw = yaml.safe_load(f)
+    try:
+        with open(path, encoding="utf-8") as f:
+            raw = yaml.safe_load(f)
+    except UnicodeDecodeError as e:
+        raise ParamsError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ParamsError(f"{path}{where}: not valid YAML ({getattr(e, 'problem', None) or e})") from None
     return _namespace(validate(raw))

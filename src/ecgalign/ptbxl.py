@@ -72,6 +72,17 @@ def read_database(root: str | Path) -> pd.DataFrame:
         ecg_id, fold = bad.iloc[0].tolist()
         raise DataError(f"{path}: ecg_id {ecg_id}: strat_fold {fold!r} is outside 1-10")
     df["strat_fold"] = folds.astype(int)
+    for col in ("filename_lr", "filename_hr"):
+        names = df[col].str.strip()
+        empty = df.loc[names.isna() | (names == ""), "ecg_id"]
+        if len(empty):
+            raise DataError(f"{path}: ecg_id {empty.iloc[0]}: {col} is empty ({len(empty)} record(s))")
+        twice = df.loc[names.duplicated(keep=False), ["ecg_id", col]]
+        if len(twice):  # PTB-XL never does this: it means a broken table, and two rows would share one signal
+            name = twice[col].iloc[0]
+            ids = twice.loc[twice[col] == name, "ecg_id"].tolist()
+            raise DataError(f"{path}: ecg_id {' and ecg_id '.join(map(str, ids))} both name {name} in {col} "
+                            f"({twice[col].nunique()} file name(s) listed more than once)")
     return df.sort_values("ecg_id").reset_index(drop=True)
 
 
@@ -130,4 +141,8 @@ def records_root(raw_dir: str | Path = "data/raw") -> Path:
     if not path.exists():
         raise DataError(f"{path} not found: run the download stage first (dvc repro download)")
     root = Path(json.loads(path.read_text(encoding="utf-8"))["records_root"])
-    return root if root.is_absolute() else Path(raw_dir) / root
+    root = root if root.is_absolute() else Path(raw_dir) / root
+    if not root.is_dir():
+        raise DataError(f"{path}: records_root {root} is not a folder (moved or deleted since the download stage "
+                        f"ran?): restore it, or point data.path at the PTB-XL copy and rerun dvc repro download")
+    return root

@@ -99,5 +99,12 @@ def read_reports(path: str | Path = "data/reports.jsonl") -> list[dict]:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: run the reports stage first (dvc repro reports)")
+    rows = []
     with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f]
+        for n, line in enumerate(f, 1):
+            try:
+                rows.append(json.loads(line))
+            except ValueError as e:
+                raise ReportError(f"{path} line {n}: not a JSON object ({e}); the file is damaged: "
+                                  f"rerun the reports stage (dvc repro -f reports)") from None
+    return rows

@@ -17,6 +17,7 @@ reports.jsonl. Each SignalError names the ecg_id, the file and the field.
 """
 from __future__ import annotations
 
+import errno
 import json
 import multiprocessing
 import os
@@ -236,13 +237,32 @@ def _read_chunk(task) -> tuple[int, Moments, int]:
 
 def _row_fields(rows: list[dict], column: str, train_folds) -> list[tuple]:
     """(ecg_id, record path, in training folds) per row, checking the fields this stage needs."""
-    out = []
+    out, seen = [], {}
     for i, r in enumerate(rows):
         for key in ("ecg_id", "strat_fold", column):
             if key not in r:
                 raise SignalError(f"reports row {i + 1} (ecg_id {r.get('ecg_id')}): field '{key}' missing")
+        if r[column] in seen:
+            raise SignalError(f"ecg_id {seen[r[column]]} and ecg_id {r['ecg_id']} both name {r[column]} in "
+                              f"{column}: one signal cannot stand for two records")
+        seen[r[column]] = r["ecg_id"]
         out.append((r["ecg_id"], r[column], r["strat_fold"] in train_folds))
     return out
+
+
+def _reserve(path: Path) -> None:
+    """Allocate the (sparse) .npy's blocks now: a full disk then fails here with ENOSPC, not with a SIGBUS that
+    kills a worker writing into the memmap later."""
+    if not hasattr(os, "posix_fallocate"):
+        return
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, os.fstat(fd).st_size)
+    except OSError as e:
+        if e.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):  # unsupported by the file system: skip
+            raise
+    finally:
+        os.close(fd)
 
 
 def default_workers() -> int:
@@ -276,6 +296,7 @@ def extract(rows: list[dict], root: str | Path, sampling_rate: int, train_folds,
     with atomic_dir(out_dir) as tmp:
         out = np.lib.format.open_memmap(tmp / SIGNALS, mode="w+", dtype=np.float32, shape=shape)  # header + size
         del out  # the workers (or map, serially) fill it through their own memmaps
+        _reserve(tmp / SIGNALS)
         tasks = [(root, tmp / SIGNALS, i, fields[i:i + chunk_size], sampling_rate)
                  for i in range(0, len(fields), chunk_size)]
         pool = multiprocessing.Pool(workers) if workers > 1 else None
