@@ -20,8 +20,8 @@ repro: $(STAMP)  ## the whole pipeline on params.yaml (the embedded synthetic de
 test: $(STAMP)  ## the test suite (offline)
 	PATH="$(BIN):$$PATH" $(BIN)/python -m pytest -q
 
-bench: $(STAMP)  ## every benchmark in bench/, printing its figures
-	for f in bench/bench_*.py; do echo "== $$f"; PATH="$(BIN):$$PATH" $(BIN)/python $$f || exit 1; done
+bench: $(STAMP)  ## every benchmark in bench/ and the fault matrix, printing their figures
+	for f in bench/*.py; do echo "== $$f"; PATH="$(BIN):$$PATH" $(BIN)/python $$f || exit 1; done
 
 clean:
 	rm -rf $(VENV)

@@ -48,8 +48,7 @@ def main():
     live = None
     if rank == 0:
         from dvclive import Live
-        live = Live(dir=LIVE_DIR, save_dvc_exp=False, dvcyaml=False)
-        live.log_params({"ecg": vars(p.ecg), "train": vars(p.train)})
+        live = Live(dir=LIVE_DIR, save_dvc_exp=False, dvcyaml=False)  # dvc.yaml declares dvclive's files itself
     try:
         metrics = train(signals, text, folds, config_from_params(p), OUT_DIR, STATE_DIR, live,
                         lead_mean=stats["mean"], lead_std=stats["std"])

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import http.server
 import io
 import json
 import os
@@ -23,7 +22,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,7 +49,7 @@ from ecgalign.ptbxl import DataError  # noqa: E402
 from ecgalign.reports import ReportError  # noqa: E402
 from ecgalign.signals import SignalError  # noqa: E402
 from ecgalign.text import TextModelError  # noqa: E402
-from test_download import VERSION, Handler, build_release, free_port, rate_files  # noqa: E402
+from test_download import VERSION, free_port, rate_files, serve_release  # noqa: E402
 from test_signals import BAD as RECORD_DAMAGE  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -109,31 +107,12 @@ class Workspace:
 
     def serve(self) -> None:
         """A fake PTB-XL release (tests/test_download.py's) on 127.0.0.1 as self.srv; fast retries."""
-        self.srv = self.stack.enter_context(_server(self / "srv"))
+        self.srv = self.stack.enter_context(serve_release(self / "srv"))
         self.patch(download, "BACKOFF", 0.01)
 
     def fetch(self, base_url: str | None = None, version: str = VERSION) -> Path:
         self.srv.log.clear()
         return download.fetch_ptbxl(base_url or self.srv.base_url, version, self / "dl", 100, workers=4, timeout=5)
-
-
-@contextlib.contextmanager
-def _server(folder: Path):
-    """tests/test_download.py's fixture as a context manager (its Handler and release builder, imported)."""
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    srv.daemon_threads = True
-    srv.release = folder / "ptb-xl" / VERSION
-    build_release(srv.release)
-    srv.lock, srv.log, srv.faults = threading.Lock(), [], {}
-    srv.base_url = f"http://127.0.0.1:{srv.server_address[1]}/ptb-xl"
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield srv
-    finally:
-        srv.shutdown()
-        srv.server_close()
-        thread.join(timeout=5)
 
 
 @contextlib.contextmanager

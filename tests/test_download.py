@@ -1,5 +1,6 @@
 """The PhysioNet downloader against a local HTTP server (127.0.0.1, port 0) serving a fake PTB-XL release: any
 bytes do, the downloader never parses WFDB. The handler logs every request so tests assert exactly what was fetched."""
+import contextlib
 import copy
 import hashlib
 import http.server
@@ -71,12 +72,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def server(tmp_path):
-    """A fake PTB-XL release served on 127.0.0.1; stopped (and its sockets closed) at test end."""
+@contextlib.contextmanager
+def serve_release(folder: Path):
+    """A fake PTB-XL release built under `folder`, served on 127.0.0.1 until the block ends (sockets closed)."""
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     srv.daemon_threads = True
-    srv.release = tmp_path / "srv" / "ptb-xl" / VERSION
+    srv.release = folder / "ptb-xl" / VERSION
     build_release(srv.release)
     srv.lock, srv.log, srv.faults = threading.Lock(), [], {}
     srv.base_url = f"http://127.0.0.1:{srv.server_address[1]}/ptb-xl"
@@ -88,6 +89,12 @@ def server(tmp_path):
         srv.shutdown()
         srv.server_close()
         thread.join(timeout=5)
+
+
+@pytest.fixture
+def server(tmp_path):
+    with serve_release(tmp_path / "srv") as srv:
+        yield srv
 
 
 @pytest.fixture(autouse=True)

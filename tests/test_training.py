@@ -133,7 +133,8 @@ def test_stage_scripts_under_two_process_ddp(tmp_path):
         (data / sub).mkdir(parents=True)
     np.save(data / "signals/signals.npy", sig)
     (data / "signals/stats.json").write_text(json.dumps({"mean": sig.mean((0, 2)).tolist(),
-                                                         "std": sig.std((0, 2)).tolist(), "sampling_rate": 100}))
+                                                         "std": sig.std((0, 2)).tolist(), "sampling_rate": 100,
+                                                         "shape": list(sig.shape)}))
     np.save(data / "text/record_embeddings.npy", text)
     with open(data / "reports.jsonl", "w") as f:
         for i, fold in enumerate(folds):
