@@ -84,3 +84,12 @@ def test_encode_all_matches_the_model_batched_over_a_memmap(tmp_path):
     np.testing.assert_allclose(e, e_ref.numpy(), atol=1e-5)
     z2, _ = encode_all(model, signals, batch_size=2, rows=[5, 1])
     np.testing.assert_allclose(z2, z[[5, 1]], atol=1e-5)
+
+
+def test_the_same_weights_give_byte_identical_checkpoints(tmp_path):
+    """The file name must not leak into the checkpoint: DVC hashes it, so reruns would look like changes."""
+    torch.manual_seed(0)
+    model = build_model("cnn1d", embed_dim=8, text_dim=4, proj_dim=4)
+    save_checkpoint(tmp_path / "a.pt", model, epoch=1)
+    save_checkpoint(tmp_path / "other-name.pt", model, epoch=1)
+    assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "other-name.pt").read_bytes()

@@ -28,7 +28,7 @@ def test_equals_rdsamp_in_report_order(ptbxl_mini, tmp_path, rate, n, workers):
                     chunk_size=7, progress=False)
     x, loaded = load_signals(tmp_path / "signals")
     assert isinstance(x, np.memmap) and x.dtype == np.float32
-    assert x.shape == (n, 12, ptbxl.SAMPLES[rate]) and loaded == stats
+    assert x.shape == (n, 12, ptbxl.SAMPLES[rate]) and loaded.items() <= stats.items() and "seconds" not in loaded
     col = ptbxl.filename_column(rate)
     for i, row in enumerate(rows):
         np.testing.assert_array_equal(x[i], rdsamp(ptbxl_mini, row[col]), err_msg=f"ecg_id {row['ecg_id']}")

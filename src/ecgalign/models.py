@@ -9,6 +9,8 @@ and a checkpoint needs nothing else to encode new ECGs. Projections are not norm
 """
 from __future__ import annotations
 
+import io
+
 import math
 from pathlib import Path
 
@@ -170,8 +172,10 @@ def save_checkpoint(path, model: nn.Module, **extra) -> None:
     from .atomic import atomic_path
 
     model = unwrap(model)
+    buffer = io.BytesIO()  # saved through a buffer: torch names the zip's entries after the (random) file name
+    torch.save({"config": model.config, "state_dict": model.state_dict(), **extra}, buffer)
     with atomic_path(path, suffix=".pt") as tmp:
-        torch.save({"config": model.config, "state_dict": model.state_dict(), **extra}, tmp)
+        tmp.write_bytes(buffer.getvalue())
 
 
 def read_checkpoint(path, map_location="cpu") -> dict:
