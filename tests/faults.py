@@ -577,17 +577,21 @@ def _full_disk_open(path, mode="w", encoding="utf-8"):
     return _FullDisk(open(path, "wb"), encoding=encoding)
 
 
-def _half_then_enospc(serialise, obj_first: bool):
-    """A save function with serialise's signature (numpy.save(file, arr): obj_first=False; torch.save(obj, file):
-    True) that writes the first half of the bytes, then fails as a full disk does."""
-    def save(a, b, *args, **kwargs):
-        obj, target = (a, b) if obj_first else (b, a)
+def _half_then_enospc(serialise):
+    """A save function with numpy.save's signature (file, arr) that writes the first half of the bytes, then fails
+    as a full disk does."""
+    def save(target, obj, *args, **kwargs):
         buf = io.BytesIO()
-        serialise(obj, buf) if obj_first else serialise(buf, obj)
-        data = buf.getvalue()
-        Path(target).write_bytes(data[:len(data) // 2])
-        raise _enospc()
+        serialise(buf, obj)
+        _write_half_then_enospc(Path(target), buf.getvalue())
     return save
+
+
+def _write_half_then_enospc(path: Path, data: bytes) -> None:
+    """Path.write_bytes on a disk that fills up half-way through."""
+    with open(path, "wb") as f:
+        f.write(data[:len(data) // 2])
+    raise _enospc()
 
 
 def _full_disk_reports(ws):
@@ -612,14 +616,14 @@ CASES += [
          _stage(build_reports), OSError, r"No space left on device while writing data/reports\.jsonl: nothing was "
          r"written under that name", check=_previous_kept, stage="reports"),
     Case("disk full while writing an .npy (numpy.save)", "disk", lambda ws: ws.patch(np, "save", _half_then_enospc(
-        np.save, False)), lambda ws: atomic.save_npy("data/text/record_embeddings.npy", np.ones((40, 16), np.float32)),
+        np.save)), lambda ws: atomic.save_npy("data/text/record_embeddings.npy", np.ones((40, 16), np.float32)),
          OSError, r"No space left on device while writing data/text/record_embeddings\.npy",
          absent=("data/text/record_embeddings.npy",), stage="params"),
     Case("disk full before the signals array", "disk", lambda ws: ws.patch(os, "posix_fallocate", _no_fallocate),
          _stage(extract_signals), OSError, r"No space left on device while writing data/signals",
          absent=("data/signals",), stage="reports"),
-    Case("disk full while writing a checkpoint (torch.save)", "disk",
-         lambda ws: ws.patch(torch, "save", _half_then_enospc(torch.save, True)),
+    Case("disk full while writing a checkpoint", "disk",
+         lambda ws: ws.patch(Path, "write_bytes", _write_half_then_enospc),
          lambda ws: models.save_checkpoint("data/model/model.pt", _tiny_model()), OSError,
          r"No space left on device while writing data/model/model\.pt", absent=("data/model/model.pt",),
          stage="params"),

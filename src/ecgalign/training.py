@@ -318,7 +318,9 @@ def train(signals, text_emb, folds, cfg, out_dir="data/model", state_dir="data/t
     if rank == 0:
         model.load_state_dict(best_state)
         save_checkpoint(Path(out_dir) / "model.pt", model, epoch=best["epoch"], key=key,
-                        metrics={k: v for k, v in metrics.items() if k != "objective"}, objective=cfg["loss"])
+                        # no timing inside: the same run gives a byte-identical model.pt
+                        metrics={k: v for k, v in metrics.items() if k not in ("objective", "train_seconds")},
+                        objective=cfg["loss"])
     if world > 1:
         dist.barrier()
     return metrics
