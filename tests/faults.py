@@ -357,11 +357,16 @@ def _signals_case(name, setup, error, match, **kw) -> Case:
                 stage=kw.pop("stage", "reports"), **kw)
 
 
-def _edit_reports(edit):
+def _edit_file(rel: str, edit):
+    """A setup that rewrites the workspace's file rel as edit(its text)."""
     def setup(ws):
-        path = ws / "data/reports.jsonl"
+        path = ws / rel
         path.write_text(edit(path.read_text()))
     return setup
+
+
+def _edit_reports(edit):
+    return _edit_file("data/reports.jsonl", edit)
 
 
 def _rows_same_file(text):
@@ -497,10 +502,7 @@ def _params_case(name, changes, match, **kw) -> Case:
 
 
 def _yaml_text(edit):
-    def setup(ws):
-        path = ws / "params.yaml"
-        path.write_text(edit(path.read_text()))
-    return setup
+    return _edit_file("params.yaml", edit)
 
 
 def _delete_key(ws):
