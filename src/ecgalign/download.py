@@ -45,6 +45,10 @@ class _Unreachable(Exception):
     """No connection to the server could be made (refused, DNS failure, connect timeout), even after retries."""
 
 
+class _Aborted(_Unreachable):
+    """Not tried (or given up between retries) because another thread found the server unreachable."""
+
+
 def _reason(e: Exception, timeout: float) -> str:
     """A short reason for a requests exception: '[Errno 111] Connection refused', 'no answer within 10 s', ..."""
     if isinstance(e, requests.Timeout):
@@ -126,7 +130,7 @@ class _Fetcher:
             if attempt:
                 time.sleep(BACKOFF * 2 ** (attempt - 1))
             if self.abort.is_set():
-                raise _Unreachable("download aborted: the server is unreachable")
+                raise _Aborted("download aborted: the server is unreachable")
             try:
                 with self.session().get(url, stream=True, timeout=self.timeout) as r:
                     if r.status_code >= 500 or r.status_code == 429:
@@ -144,6 +148,7 @@ class _Fetcher:
                 if _connect_failed(e):
                     error = _Unreachable(_reason(e, self.timeout))
                     if attempt >= connect_retries:
+                        self.abort.set()               # the other threads stop at their next attempt
                         raise error from None
                 else:                                  # read timeout, connection dropped or cut mid-transfer
                     error = DownloadError(_reason(e, self.timeout))
@@ -246,8 +251,7 @@ def fetch_ptbxl(base_url: str, version: str, dest: Path, sampling_rate: int, wor
                     state[rel], new = fut.result()
                     fetched += new
                 except (_Unreachable, DownloadError) as e:
-                    if isinstance(e, _Unreachable) and not fetcher.abort.is_set():
-                        fetcher.abort.set()
+                    if isinstance(e, _Unreachable) and not isinstance(e, _Aborted) and unreachable is None:
                         unreachable = (f"{base}/{rel}", e)
                     failed[rel] = str(e)
                 bar.update()
