@@ -38,13 +38,14 @@ def main() -> None:
 
     used = int((W > 0).any(axis=0).sum())
     n_empty = sum(not r["scp_codes"] for r in records)
-    metrics = {"model": p.model, "model_path": path, "dim": int(statement_emb.shape[1]), "pooling": p.pooling,
+    # data/text/stats.json holds no timing and no machine path: the same inputs give the same artifact
+    summary = {"model": p.model, "dim": int(statement_emb.shape[1]), "pooling": p.pooling,
                "zero_likelihood": p.zero_likelihood, "n_records": len(records), "n_statements": len(codes),
-               "n_all_zero_records": n_all_zero, "seconds": seconds}
-    # data/text/stats.json: no timing and no machine path, so that the same inputs give the same artifact
-    stats = {**{k: v for k, v in metrics.items() if k not in ("seconds", "model_path")}, "template": p.template,
-             "keep_weight": p.keep_weight, "max_length": p.max_length, "device": device,
-             "n_distinct_texts": len(distinct), "n_statements_used": used, "n_records_without_codes": n_empty}
+               "n_all_zero_records": n_all_zero}
+    stats = {**summary, "template": p.template, "keep_weight": p.keep_weight, "max_length": p.max_length,
+             "device": device, "n_distinct_texts": len(distinct), "n_statements_used": used,
+             "n_records_without_codes": n_empty}
+    metrics = {**summary, "model_path": path, "seconds": seconds}
     with atomic.atomic_dir(OUT) as tmp:
         lines = [json.dumps({"code": c, "category": statements.loc[c, "Statement Category"],
                              "description": statements.loc[c, "SCP-ECG Statement Description"], "text": t},

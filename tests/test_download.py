@@ -102,10 +102,10 @@ def fast_retries(monkeypatch):
 
 
 @pytest.fixture
-def backoffs(monkeypatch) -> list[float]:
-    """The retry back-offs the downloader asks for (seconds), recorded instead of slept."""
+def backoffs(monkeypatch) -> list[int]:
+    """The retries the downloader backs off for (their attempt numbers), recorded instead of waited."""
     asked = []
-    monkeypatch.setattr(download.time, "sleep", asked.append)
+    monkeypatch.setattr(download, "_back_off", asked.append)
     return asked
 
 

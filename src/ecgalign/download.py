@@ -30,7 +30,7 @@ SUMS = "SHA256SUMS.txt"
 TABLES = ("ptbxl_database.csv", "scp_statements.csv")
 STATE = ".verified.json"    # {relative path: [size, mtime_ns, sha256]} of files already verified
 RETRIES = 3                 # extra attempts after a server error (5xx, 429) or a dropped connection
-BACKOFF = 0.5               # seconds before retry k (k = 0, 1, ...): BACKOFF * 2**k
+BACKOFF = 0.5               # seconds before the first retry, doubled for each further one
 CHUNK = 1 << 16
 SAVE_EVERY = 30.0           # seconds between saves of the state file during a long download
 OFFLINE_HINT = ("data.source=physionet needs network access; on an offline machine set data.source=local with "
@@ -57,6 +57,11 @@ def _reason(e: Exception, timeout: float) -> str:
         return "connection broken mid-transfer"
     m = re.search(r"\[Errno -?\d+\][^'\")]*", str(e))
     return m.group(0).strip() if m else f"{type(e).__name__}: {str(e)[:200]}"
+
+
+def _back_off(attempt: int) -> None:
+    """The pause before retry `attempt` (1, 2, ...): BACKOFF * 2**(attempt - 1) seconds."""
+    time.sleep(BACKOFF * 2 ** (attempt - 1))
 
 
 def _connect_failed(e: requests.RequestException) -> bool:
@@ -128,7 +133,7 @@ class _Fetcher:
         or DownloadError (any other failure, HTTP 4xx at once)."""
         for attempt in range(RETRIES + 1):
             if attempt:
-                time.sleep(BACKOFF * 2 ** (attempt - 1))
+                _back_off(attempt)
             if self.abort.is_set():
                 raise _Aborted("download aborted: the server is unreachable")
             try:

@@ -307,20 +307,19 @@ def train(signals, text_emb, folds, cfg, out_dir="data/model", state_dir="data/t
         log_live(live, epoch, record)
 
     best = min(history[1:], key=lambda r: r["val/objective"])
-    metrics = {"objective": cfg["loss"], "alignment_loss_initial": history[0]["val/alignment_loss"],
+    # what the checkpoint keeps: no timing, so that the same run gives a byte-identical model.pt
+    results = {"alignment_loss_initial": history[0]["val/alignment_loss"],
                "alignment_loss": best["val/alignment_loss"], "val_objective": best["val/objective"],
                "best_epoch": best["epoch"], "epochs": cfg["epochs"],
                "alignment_loss_last": history[-1]["val/alignment_loss"],
                "val_objective_last": history[-1]["val/objective"],
                "temperature": best["train/temperature"],
-               "train_seconds": round(sum(r["seconds"] for r in history), 3),
                "n_train": int(len(train_rows)), "n_val": int(len(val_rows)), "world_size": world}
     if rank == 0:
         model.load_state_dict(best_state)
-        save_checkpoint(Path(out_dir) / "model.pt", model, epoch=best["epoch"], key=key,
-                        # no timing inside: the same run gives a byte-identical model.pt
-                        metrics={k: v for k, v in metrics.items() if k not in ("objective", "train_seconds")},
+        save_checkpoint(Path(out_dir) / "model.pt", model, epoch=best["epoch"], key=key, metrics=results,
                         objective=cfg["loss"])
+    metrics = {"objective": cfg["loss"], **results, "train_seconds": round(sum(r["seconds"] for r in history), 3)}
     if world > 1:
         dist.barrier()
     return metrics
