@@ -89,6 +89,13 @@ def build_reports(db: pd.DataFrame, statements: pd.DataFrame, on_error: str = "r
     return records, skipped
 
 
+def code_set(codes: dict[str, float], likelihoods: bool = True) -> str:
+    """A record's canonical code set: its codes sorted, with their likelihoods ("IMI:15.0 SR:0.0") or without
+    ("IMI SR"). Two reports that list the same codes in another line order share it: their text embeddings are
+    identical, so training and evaluation treat them as one report."""
+    return " ".join(f"{c}:{float(codes[c])}" if likelihoods else c for c in sorted(codes))
+
+
 def write_reports(path: str | Path, records: list[dict]) -> None:
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         for r in records:
