@@ -45,7 +45,7 @@ def title_of(record: dict, nearest) -> str:
 
 
 def plot_records(ids: list[int], paths: list[Path], by_id: dict, row_of: dict, k: int, attribution: bool,
-                 statement: str | None, steps: int, batch_size: int) -> None:
+                 statement: str | None, steps: int, batch_size: int, dpi: int = 150) -> None:
     """One printout per record; the model and statement keys are loaded once for all of them."""
     from ecgalign.ecgplot import plot_ecg
     from ecgalign.evaluation import nearest_statements
@@ -78,7 +78,8 @@ def plot_records(ids: list[int], paths: list[Path], by_id: dict, row_of: dict, k
             attr, info = integrated_gradients(model, x, keys[codes.index(code)], steps=steps, batch_size=batch_size)
             label = (f"colour: integrated gradients of cos(ECG, {code}) = {info['cosine']:+.3f} vs flat-line "
                      f"baseline {info['baseline_cosine']:+.3f}; red raises, blue lowers it")
-        plot_ecg(x, fs, path, title=title_of(by_id[ecg_id], nearest), attribution=attr, attribution_label=label)
+        plot_ecg(x, fs, path, title=title_of(by_id[ecg_id], nearest), attribution=attr, attribution_label=label,
+                 dpi=dpi)
         print(f"wrote {path}")
 
 
@@ -119,6 +120,7 @@ def main() -> None:
                                                               "--attribution)")
     parser.add_argument("--steps", type=int, default=32, help="integrated-gradients steps (default 32)")
     parser.add_argument("--batch-size", type=int, default=16, help="IG steps evaluated at once (memory bound)")
+    parser.add_argument("--dpi", type=int, default=150, help="printout resolution (default 150)")
     parser.add_argument("--statement-auc", type=Path, metavar="DIR",
                         help="write DIR/statements.json and DIR/statement_auc.png (test-fold AUC per statement)")
     args = parser.parse_args()
@@ -137,7 +139,7 @@ def main() -> None:
             p.parent.mkdir(parents=True, exist_ok=True)
         row_of = {ecg_id: row for row, ecg_id in enumerate(by_id)}
         plot_records(args.ecg_ids, paths, by_id, row_of, args.k, args.attribution, args.statement, args.steps,
-                     args.batch_size)
+                     args.batch_size, args.dpi)
     else:
         for ecg_id in args.ecg_ids:
             print(by_id[ecg_id]["report"])

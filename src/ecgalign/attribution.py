@@ -35,7 +35,7 @@ def integrated_gradients(model, signal: np.ndarray, key: np.ndarray, steps: int 
     from captum.attr import IntegratedGradients
 
     model.eval()
-    x = torch.as_tensor(np.asarray(signal, dtype=np.float32))[None]
+    x = torch.tensor(np.array(signal, dtype=np.float32))[None]
     b = torch.zeros_like(x) if baseline is None else torch.as_tensor(np.asarray(baseline, dtype=np.float32))[None]
     f = _cosine_to(model, torch.as_tensor(np.asarray(key, dtype=np.float32)))
     attr, delta = IntegratedGradients(f).attribute(x, baselines=b, n_steps=steps, internal_batch_size=batch_size,

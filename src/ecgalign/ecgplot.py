@@ -49,7 +49,7 @@ def smooth(a: np.ndarray, fs: int, seconds: float = 0.04) -> np.ndarray:
 def plot_ecg(signal: np.ndarray, fs: int, path: str | Path, title: str = "", attribution: np.ndarray | None = None,
              attribution_label: str = "", dpi: int = 150) -> Path:
     """Write the printout of `signal` (12, T) in mV sampled at `fs` Hz to `path`. With `attribution` (12, T), each
-    trace is coloured by it (smoothed over 40 ms, red raises / blue lowers the explained score, scale shared by all
+    trace is underlaid with a band coloured by it (smoothed over 40 ms, red raises / blue lowers the explained score, scale shared by all
     leads); `attribution_label` explains the colour."""
     signal = np.asarray(signal, dtype=float)
     if signal.ndim != 2 or signal.shape[0] != len(LEADS):
@@ -78,17 +78,16 @@ def plot_ecg(signal: np.ndarray, fs: int, path: str | Path, title: str = "", att
         a = smooth(attribution, fs)
         scale = np.abs(a).max() or 1.0
         colour = plt.get_cmap("RdBu_r")(0.5 + 0.5 * np.clip(a / scale, -1, 1))       # (12, T, 4)
+        colour[..., 3] = np.clip(np.abs(a) / scale, 0, 1) ** 0.7                    # faint where it is small
     t_mm = np.arange(n) / fs * MM_PER_S
     for lead, row, lo, hi in segments(n):
         i, y0 = LEADS.index(lead), _baseline(row)
         x, y = t_mm[lo:hi], y0 + signal[i, lo:hi] * MM_PER_MV
-        if colour is None:
-            ax.plot(x, y, color="black", linewidth=0.7)
-        else:
+        if colour is not None:                                      # a band under the trace
             pts = np.stack([x, y], axis=1)
-            lines = LineCollection(np.stack([pts[:-1], pts[1:]], axis=1), colors=colour[i, lo:hi - 1],
-                                   linewidths=1.1)
-            ax.add_collection(lines)
+            ax.add_collection(LineCollection(np.stack([pts[:-1], pts[1:]], axis=1), colors=colour[i, lo:hi - 1],
+                                             linewidths=3.5, capstyle="round"))
+        ax.plot(x, y, color="black", linewidth=0.6)
         ax.text(x[0] + 1, y0 + 8, LABELS.get(lead, lead), fontsize=7, fontweight="bold")
         if lo > 0:                                                  # lead-change marker, as printed
             ax.plot([x[0], x[0]], [y0 - 3, y0 + 3], color="black", linewidth=0.7)
