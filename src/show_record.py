@@ -50,6 +50,9 @@ def plot_records(ids: list[int], paths: list[Path], by_id: dict, row_of: dict, k
     from ecgalign.ecgplot import plot_ecg
     from ecgalign.evaluation import nearest_statements
 
+    if not (DATA / "signals" / "signals.npy").exists():
+        raise SystemExit(f"{DATA / 'signals' / 'signals.npy'} not found: run the signals stage first "
+                         f"(dvc repro signals)")
     signals = np.load(DATA / "signals" / "signals.npy", mmap_mode="r")
     fs = {1000: 100, 5000: 500}.get(signals.shape[2])
     if fs is None:

@@ -21,6 +21,7 @@ MM_PER_S, MM_PER_MV = 25.0, 10.0
 LAYOUT = (("I", "AVR", "V1", "V4"), ("II", "AVL", "V2", "V5"), ("III", "AVF", "V3", "V6"))
 RHYTHM_LEAD = "II"
 ROW_PITCH_MM = 30.0                  # baseline-to-baseline distance of the four rows
+HEADROOM_MM = 10.0                   # paper above the top row, for tall R waves
 CAL_MM = 10.0                        # room left of t=0 for the 1 mV x 0.2 s calibration pulse
 LABELS = {"AVR": "aVR", "AVL": "aVL", "AVF": "aVF"}
 
@@ -55,7 +56,7 @@ def plot_ecg(signal: np.ndarray, fs: int, path: str | Path, title: str = "", att
     if signal.ndim != 2 or signal.shape[0] != len(LEADS):
         raise ValueError(f"signal must have shape (12, samples), got {signal.shape}")
     n = signal.shape[1]
-    width_mm, height_mm = n / fs * MM_PER_S, 4 * ROW_PITCH_MM
+    width_mm, height_mm = n / fs * MM_PER_S, 4 * ROW_PITCH_MM + HEADROOM_MM
     fig = plt.figure(figsize=((width_mm + CAL_MM + 4) / 25.4 * 1.6, (height_mm + 4) / 25.4 * 1.6))
     ax = fig.add_axes((0, 0, 1, 1))
     ax.set_xlim(-CAL_MM, width_mm + 2)
