@@ -50,8 +50,8 @@ def smooth(a: np.ndarray, fs: int, seconds: float = 0.04) -> np.ndarray:
 def plot_ecg(signal: np.ndarray, fs: int, path: str | Path, title: str = "", attribution: np.ndarray | None = None,
              attribution_label: str = "", dpi: int = 150) -> Path:
     """Write the printout of `signal` (12, T) in mV sampled at `fs` Hz to `path`. With `attribution` (12, T), each
-    trace is underlaid with a band coloured by it (smoothed over 40 ms, red raises / blue lowers the explained score, scale shared by all
-    leads); `attribution_label` explains the colour."""
+    trace is underlaid with a band coloured by it (smoothed over 40 ms; red raises, blue lowers the explained score;
+    one scale for all leads, faint where small); `attribution_label` explains the colour."""
     signal = np.asarray(signal, dtype=float)
     if signal.ndim != 2 or signal.shape[0] != len(LEADS):
         raise ValueError(f"signal must have shape (12, samples), got {signal.shape}")
