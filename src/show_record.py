@@ -1,33 +1,160 @@
 """Print one record's structured report, the start of its latent text embedding and, once a model is trained, the
-SCP statements nearest to its ECG embedding in the shared space.
+SCP statements nearest to its ECG embedding in the shared space; draw records as ECG printouts, optionally coloured
+by the integrated gradients of a statement's cosine; score every statement's direction on the test folds.
 
     python src/show_record.py 1
+    python src/show_record.py 1 --plot ecg1.png                      # 12 leads + rhythm strip on ECG paper
+    python src/show_record.py 1 --plot ecg1.png --attribution        # coloured by IG of its top statement
+    python src/show_record.py 1 --plot ecg1.png --statement IMI      # ... of the statement IMI
+    python src/show_record.py 1 2 3 --plot-dir figs/ [--attribution]   # one PNG per record: figs/ecg_<id>.png
+    python src/show_record.py --statement-auc out/                   # out/statements.json + out/statement_auc.png
 """
 import argparse
+import sys
 from pathlib import Path
+
+import numpy as np
 
 from ecgalign import reports
 
 DATA = Path("data")
 
 
+def test_folds() -> list[int]:
+    """split.test_folds of params.yaml (validated), or PTB-XL's recommended fold 10 where there is no params.yaml."""
+    if not Path("params.yaml").exists():
+        return [10]
+    from ecgalign import params
+    return list(params.load("params.yaml").split.test_folds)
+
+
+def statement_keys(model) -> tuple[list[dict], np.ndarray]:
+    """statements.jsonl rows and their embeddings through the model's text projection head."""
+    from ecgalign.evaluation import project_text, read_jsonl
+
+    statements = read_jsonl(DATA / "text" / "statements.jsonl")
+    return statements, project_text(model, np.load(DATA / "text" / "statement_embeddings.npy"))
+
+
+def title_of(record: dict, nearest) -> str:
+    lines = [f"ecg_id {record['ecg_id']}  (strat_fold {record.get('strat_fold')})", *record["report"].splitlines()]
+    if nearest:
+        lines.append("Nearest statements to the ECG embedding (cosine): " +
+                     ";  ".join(f"{code} {cos:+.3f}" for code, _, cos in nearest))
+    return "\n".join(lines)
+
+
+def plot_records(ids: list[int], paths: list[Path], by_id: dict, row_of: dict, k: int, attribution: bool,
+                 statement: str | None, steps: int, batch_size: int, dpi: int = 150) -> None:
+    """One printout per record; the model and statement keys are loaded once for all of them."""
+    from ecgalign.ecgplot import plot_ecg
+    from ecgalign.evaluation import nearest_statements
+
+    if not (DATA / "signals" / "signals.npy").exists():
+        raise SystemExit(f"{DATA / 'signals' / 'signals.npy'} not found: run the signals stage first "
+                         f"(dvc repro signals)")
+    signals = np.load(DATA / "signals" / "signals.npy", mmap_mode="r")
+    fs = {1000: 100, 5000: 500}.get(signals.shape[2])
+    if fs is None:
+        raise SystemExit(f"{DATA / 'signals' / 'signals.npy'}: {signals.shape[2]} samples a record, expected "
+                         f"1000 (100 Hz) or 5000 (500 Hz)")
+    have_model = (DATA / "ecg_embeddings" / "e_ecg.npy").exists() and (DATA / "model" / "model.pt").exists()
+    if (attribution or statement) and not have_model:
+        raise SystemExit(f"--attribution needs a trained model: {DATA / 'model' / 'model.pt'} and "
+                         f"{DATA / 'ecg_embeddings' / 'e_ecg.npy'} (dvc repro ecg_embeddings)")
+    model = codes = keys = None
+    if attribution or statement:
+        from ecgalign.models import load_model
+        model = load_model(DATA / "model" / "model.pt")
+        statements, keys = statement_keys(model)
+        codes = [s["code"] for s in statements]
+        if statement is not None and statement not in codes:
+            raise SystemExit(f"--statement {statement}: not a statement of {DATA / 'text' / 'statements.jsonl'} "
+                             f"(codes: {', '.join(codes)})")
+    for ecg_id, path in zip(ids, paths):
+        nearest = nearest_statements(ecg_id, k=k, data_dir=DATA) if have_model else []
+        x = np.asarray(signals[row_of[ecg_id]], dtype=np.float32)
+        attr, label = None, ""
+        if model is not None:
+            from ecgalign.attribution import integrated_gradients
+            code = statement or nearest[0][0]
+            attr, info = integrated_gradients(model, x, keys[codes.index(code)], steps=steps, batch_size=batch_size)
+            label = (f"colour: integrated gradients of cos(ECG, {code}) = {info['cosine']:+.3f} vs flat-line "
+                     f"baseline {info['baseline_cosine']:+.3f}; red raises, blue lowers it")
+        plot_ecg(x, fs, path, title=title_of(by_id[ecg_id], nearest), attribution=attr, attribution_label=label,
+                 dpi=dpi)
+        print(f"wrote {path}")
+
+
+def write_statement_auc(out_dir: Path) -> None:
+    """metrics/statements.json-style content and the 20 best / 20 worst bar chart, for the test folds."""
+    from ecgalign import atomic
+    from ecgalign.attribution import statement_directions, statement_metrics
+    from ecgalign.ecgplot import plot_statement_auc
+    from ecgalign.models import load_model
+
+    records = reports.read_reports(DATA / "reports.jsonl")
+    folds = test_folds()
+    rows = [i for i, r in enumerate(records) if r["strat_fold"] in folds]
+    if not rows:
+        raise SystemExit(f"no record of {DATA / 'reports.jsonl'} is in the test folds {folds}")
+    e_ecg = np.load(DATA / "ecg_embeddings" / "e_ecg.npy", mmap_mode="r")
+    statements, keys = statement_keys(load_model(DATA / "model" / "model.pt"))
+    table = statement_directions(np.asarray(e_ecg[rows]), keys, [s["code"] for s in statements],
+                                 [records[i]["scp_codes"] for i in rows])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic.write_json(out_dir / "statements.json", statement_metrics(table))
+    plot_statement_auc(table, out_dir / "statement_auc.png")
+    for r in table:
+        auc = "  n/a" if r["auc"] is None else f"{r['auc']:.3f}"
+        print(f"  {auc}  {r['code']:<6} ({r['n_positive']} of {r['n_positive'] + r['n_negative']} test records)")
+    print(f"wrote {out_dir / 'statements.json'} and {out_dir / 'statement_auc.png'}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("ecg_id", type=int)
+    parser.add_argument("ecg_ids", type=int, nargs="*", metavar="ECG_ID")
     parser.add_argument("-k", type=int, default=5, help="nearest statements to show (default 5)")
+    parser.add_argument("--plot", type=Path, help="write the record's ECG printout to this PNG (one ECG_ID)")
+    parser.add_argument("--plot-dir", type=Path, help="write one printout per ECG_ID: DIR/ecg_<id>.png")
+    parser.add_argument("--attribution", action="store_true",
+                        help="colour the printout by integrated gradients of its top statement's cosine")
+    parser.add_argument("--statement", metavar="CODE", help="explain this SCP statement instead (implies "
+                                                              "--attribution)")
+    parser.add_argument("--steps", type=int, default=32, help="integrated-gradients steps (default 32)")
+    parser.add_argument("--batch-size", type=int, default=16, help="IG steps evaluated at once (memory bound)")
+    parser.add_argument("--dpi", type=int, default=150, help="printout resolution (default 150)")
+    parser.add_argument("--statement-auc", type=Path, metavar="DIR",
+                        help="write DIR/statements.json and DIR/statement_auc.png (test-fold AUC per statement)")
     args = parser.parse_args()
+    if args.plot and len(args.ecg_ids) != 1:
+        parser.error("--plot takes exactly one ECG_ID; use --plot-dir for several")
+    if not args.ecg_ids and not args.statement_auc:
+        parser.error("give an ECG_ID (or --statement-auc DIR)")
     by_id = {r["ecg_id"]: r for r in reports.read_reports(DATA / "reports.jsonl")}
-    if args.ecg_id not in by_id:
-        raise SystemExit(f"ecg_id {args.ecg_id} is not in {DATA / 'reports.jsonl'} "
-                         f"({len(by_id)} records, ecg_id {min(by_id)}-{max(by_id)})")
-    print(by_id[args.ecg_id]["report"])
-    if (DATA / "text" / "record_embeddings.npy").exists():
-        from ecgalign.text import show_latent
-        print(show_latent(args.ecg_id, data_dir=DATA))
-    if (DATA / "ecg_embeddings" / "e_ecg.npy").exists():
-        from ecgalign.evaluation import format_nearest, nearest_statements
-        print(format_nearest(nearest_statements(args.ecg_id, k=args.k, data_dir=DATA)))
+    for ecg_id in args.ecg_ids:
+        if ecg_id not in by_id:
+            raise SystemExit(f"ecg_id {ecg_id} is not in {DATA / 'reports.jsonl'} "
+                             f"({len(by_id)} records, ecg_id {min(by_id)}-{max(by_id)})")
+    if args.plot or args.plot_dir:
+        paths = [args.plot] if args.plot else [args.plot_dir / f"ecg_{i}.png" for i in args.ecg_ids]
+        for p in paths:
+            p.parent.mkdir(parents=True, exist_ok=True)
+        row_of = {ecg_id: row for row, ecg_id in enumerate(by_id)}
+        plot_records(args.ecg_ids, paths, by_id, row_of, args.k, args.attribution, args.statement, args.steps,
+                     args.batch_size, args.dpi)
+    else:
+        for ecg_id in args.ecg_ids:
+            print(by_id[ecg_id]["report"])
+            if (DATA / "text" / "record_embeddings.npy").exists():
+                from ecgalign.text import show_latent
+                print(show_latent(ecg_id, data_dir=DATA))
+            if (DATA / "ecg_embeddings" / "e_ecg.npy").exists():
+                from ecgalign.evaluation import format_nearest, nearest_statements
+                print(format_nearest(nearest_statements(ecg_id, k=args.k, data_dir=DATA)))
+    if args.statement_auc:
+        write_statement_auc(args.statement_auc)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -510,3 +510,52 @@ def main(argv=None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# --- where a code shows (for attribution sanity checks; reads the generator's own definitions) ---------------------
+
+# Codes whose signature is confined to the leads facing a direction of the heart vector: the infarct territories
+# (Q waves, lost R, ST shift and T inversion along MI_TERRITORY) and the anterolateral ST-T changes of ISCAL.
+EVIDENCE_DIRECTION = {**MI_TERRITORY, "ISCAL": ANTEROLATERAL}
+# The part of every conducted beat a code changes, in s from its R peak: QRS for width/voltage/axis codes, QRS to
+# T end for codes that change Q waves and ST-T (T peak of a normal beat sits ~0.3 s after R, sd 0.045 s).
+EVIDENCE_WINDOW = {**{c: (-0.06, 0.42) for c in (*MI_CODES, "ISCAL", "QWAVE", "INVT", "STD_", "ISC_", "NST_", "NDT")},
+                   **{c: (-0.06, 0.12) for c in ("IRBBB", "CRBBB", "CLBBB", "LAFB", "LVH", "HVOLT", "LVOLT")}}
+
+
+def evidence_leads(code: str, share: float = 0.5) -> list[int]:
+    """Indices (ecgalign.ptbxl.LEADS order) of the leads facing `code`'s direction: projection of the code's unit
+    dipole on the lead vector at least `share` of the largest one. All 12 leads for codes without a direction."""
+    if code not in EVIDENCE_DIRECTION:
+        return list(range(12))
+    proj = LEAD_VECTORS @ EVIDENCE_DIRECTION[code]
+    return [int(i) for i in np.flatnonzero(proj >= share * proj.max())]
+
+
+def beat_times(seed: int, ecg_id: int, sampling_rate: int = 100) -> tuple[dict, np.ndarray, np.ndarray]:
+    """(scp_codes, R-peak times in s, beat kinds: 0 conducted, 1 PVC) of record ecg_id of `generate(seed=seed)`:
+    replays that record's random draws up to its beat times (generate itself is unchanged)."""
+    rng = np.random.default_rng([seed, 0, ecg_id])
+    codes = sample_codes(rng)
+    rhythm = next(c for c in RHYTHM if c in codes)
+    n_pvc = int(rng.choice([1, 1, 1, 2])) if "PVC" in codes else 0
+    times, kinds = _beat_times(rhythm, n_pvc, rng, SAMPLES[sampling_rate] / sampling_rate)
+    return codes, times, kinds
+
+
+def evidence_mask(code: str, seed: int, ecg_id: int, sampling_rate: int = 100) -> np.ndarray:
+    """Boolean (12, samples) mask of where record ecg_id's signal carries `code`: its evidence_leads, within the
+    code's EVIDENCE_WINDOW around each conducted beat (all samples of those leads for codes without a window)."""
+    _, times, kinds = beat_times(seed, ecg_id, sampling_rate)
+    n = SAMPLES[sampling_rate]
+    mask = np.zeros((12, n), dtype=bool)
+    if code in EVIDENCE_WINDOW:
+        t = np.arange(n) / sampling_rate
+        lo, hi = EVIDENCE_WINDOW[code]
+        in_window = np.zeros(n, dtype=bool)
+        for r in times[kinds == 0]:
+            in_window |= (t >= r + lo) & (t <= r + hi)
+    else:
+        in_window = np.ones(n, dtype=bool)
+    mask[evidence_leads(code)] = in_window
+    return mask
