@@ -206,3 +206,22 @@ def test_ddp_batchnorm_is_global(tmp_path):
     assert one.keys() == two.keys() and "encoder.features.0.1.running_var" in one
     for k in one:
         torch.testing.assert_close(two[k], one[k], rtol=0, atol=5e-4, msg=k)
+
+
+def test_cuda_runs_are_deterministic_and_threads_pinned(monkeypatch):
+    """configure_runtime on a CUDA device sets every determinism switch (checked without a GPU: only flags)."""
+    from ecgalign.training import configure_runtime
+    before = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic,
+              torch.backends.cudnn.benchmark, torch.get_num_threads())
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    try:
+        configure_runtime(0, torch.device("cpu"))
+        assert torch.get_num_threads() == before[3] and not torch.are_deterministic_algorithms_enabled()
+        configure_runtime(1, torch.device("cuda", 0))
+        assert torch.get_num_threads() == 1 and torch.are_deterministic_algorithms_enabled()
+        assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+    finally:
+        torch.use_deterministic_algorithms(before[0])
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = before[1], before[2]
+        torch.set_num_threads(before[3])
