@@ -30,8 +30,8 @@ def make_data(n=64, T=1000, k=4, d=16, seed=0):
 def config(**kw):
     return {"encoder": "cnn1d", "embed_dim": 16, "loss": "infonce", "temperature": 0.07, "learn_temperature": True,
             "proj_dim": 8, "epochs": 2, "batch_size": 16, "lr": 3e-3, "weight_decay": 0.01, "warmup_epochs": 1,
-            "seed": 0, "device": "cpu", "num_workers": 0, "threads": 2, "train_folds": [1, 2, 3, 4, 5, 6, 7, 8], "val_folds": [9],
-            **kw}
+            "seed": 0, "device": "cpu", "num_workers": 0, "threads": 2, "train_folds": [1, 2, 3, 4, 5, 6, 7, 8],
+            "val_folds": [9], **kw}
 
 
 class Recorder:
