@@ -3,15 +3,16 @@ the confidence-weighted mean of its statements' embeddings (see ecgalign.text fo
 
     python src/embed_text.py      (from the repository root; params: the `text` section of params.yaml)
 
-Writes data/text/{statements.jsonl, statement_embeddings.npy, record_embeddings.npy, stats.json} (record rows aligned
-with data/reports.jsonl) and metrics/text.json.
+Writes data/text/{statements.jsonl, statement_embeddings.npy, record_embeddings.npy, record_ids.npy, stats.json}
+(record rows aligned with data/reports.jsonl) and metrics/text.json. record_ids.npy (int64) is each record's report
+identity: equal ids <=> identical weighted statements <=> bit-identical record embeddings (training's positives).
 """
 import json
 import time
 from pathlib import Path
 
 from ecgalign import atomic, params, ptbxl, text
-from ecgalign.reports import read_reports
+from ecgalign.reports import code_set, read_reports
 
 RAW, REPORTS, OUT, METRICS = Path("data/raw"), Path("data/reports.jsonl"), Path("data/text"), Path("metrics/text.json")
 
@@ -33,19 +34,21 @@ def main() -> None:
 
     W, n_all_zero = text.weight_matrix([r["scp_codes"] for r in records], codes, p.zero_likelihood, p.keep_weight,
                                        ecg_ids=[r["ecg_id"] for r in records])
-    record_emb = text.record_embeddings(W, statement_emb)
+    record_emb = text.record_embeddings(W, statement_emb)   # identical weight rows -> bit-identical embeddings
+    ids = text.report_ids(W)
     seconds = round(time.perf_counter() - t0, 2)
 
     used = int((W > 0).any(axis=0).sum())
     n_empty = sum(not r["scp_codes"] for r in records)
-    # data/text/stats.json holds no timing and no machine path: the same inputs give the same artifact
-    summary = {"model": p.model, "dim": int(statement_emb.shape[1]), "pooling": p.pooling,
-               "zero_likelihood": p.zero_likelihood, "n_records": len(records), "n_statements": len(codes),
-               "n_all_zero_records": n_all_zero}
-    stats = {**summary, "template": p.template, "keep_weight": p.keep_weight, "max_length": p.max_length,
-             "device": device, "n_distinct_texts": len(distinct), "n_statements_used": used,
-             "n_records_without_codes": n_empty}
-    metrics = {**summary, "model_path": path, "seconds": seconds}
+    n_code_sets = len({code_set(r["scp_codes"]) for r in records})
+    # no timing and no machine path in either file: the same inputs give the same artifacts on every machine
+    metrics = {"model": p.model, "model_version": text.model_version(p.model, path),
+               "dim": int(statement_emb.shape[1]), "pooling": p.pooling, "zero_likelihood": p.zero_likelihood,
+               "keep_weight": p.keep_weight,
+               "n_records": len(records), "n_statements": len(codes), "n_all_zero_records": n_all_zero,
+               "n_code_sets": n_code_sets, "n_report_ids": int(ids.max()) + 1 if len(ids) else 0}
+    stats = {**metrics, "template": p.template, "max_length": p.max_length, "device": device,
+             "n_distinct_texts": len(distinct), "n_statements_used": used, "n_records_without_codes": n_empty}
     with atomic.atomic_dir(OUT) as tmp:
         lines = [json.dumps({"code": c, "category": statements.loc[c, "Statement Category"],
                              "description": statements.loc[c, "SCP-ECG Statement Description"], "text": t},
@@ -53,12 +56,14 @@ def main() -> None:
         (tmp / "statements.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
         atomic.save_npy(tmp / "statement_embeddings.npy", statement_emb)
         atomic.save_npy(tmp / "record_embeddings.npy", record_emb)
+        atomic.save_npy(tmp / "record_ids.npy", ids)
         atomic.write_json(tmp / "stats.json", stats)
     atomic.write_json(METRICS, metrics)
     print(f"text_embeddings: {len(codes)} statements ({len(distinct)} distinct texts, {used} used) embedded by "
           f"{p.model} ({metrics['dim']}-d, {p.pooling} pooling, {device}); {len(records)} records "
           f"(zero_likelihood={p.zero_likelihood}, {n_all_zero} with all-zero weights -> equal weights"
-          f"{f', {n_empty} without codes -> zero vector' if n_empty else ''}) in {seconds} s -> {OUT}/")
+          f"{f', {n_empty} without codes -> zero vector' if n_empty else ''}; {n_code_sets} code sets, "
+          f"{metrics['n_report_ids']} report identities) in {seconds} s -> {OUT}/")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,9 @@ A killed run, re-run with the same params and inputs, resumes from data/train_st
 """
 import json
 import os
+from pathlib import Path
+
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")   # deterministic cuBLAS: read when CUDA starts
 
 import numpy as np
 import torch
@@ -19,6 +22,7 @@ from ecgalign.signals import load_signals
 from ecgalign.training import config_from_params, resolve_device, train
 
 SIGNALS, TEXT, REPORTS = "data/signals", "data/text/record_embeddings.npy", "data/reports.jsonl"
+IDS = "data/text/record_ids.npy"
 OUT_DIR, STATE_DIR, METRICS, LIVE_DIR = "data/model", "data/train_state", "metrics/train.json", "dvclive"
 
 
@@ -44,6 +48,15 @@ def main():
     if len(bad):
         raise ValueError(f"{TEXT}: {len(bad)} non-finite row(s), first row {bad[0]} (ecg_id "
                          f"{reports[bad[0]]['ecg_id']}): re-run dvc repro text_embeddings")
+    ids = None   # without the text stage's identities (a hand-made data/text/): identical embedding rows
+    if Path(IDS).exists():
+        ids = np.load(IDS)
+        if len(ids) != len(folds):
+            raise ValueError(f"{IDS} has {len(ids)} rows but {REPORTS} has {len(folds)} records: re-run the stages "
+                             f"(dvc repro)")
+    elif rank == 0:
+        print(f"{IDS} not found: report identities taken from identical rows of {TEXT} "
+              f"(re-run dvc repro text_embeddings to write them)")
 
     live = None
     if rank == 0:
@@ -51,7 +64,7 @@ def main():
         live = Live(dir=LIVE_DIR, save_dvc_exp=False, dvcyaml=False)  # dvc.yaml declares dvclive's files itself
     try:
         metrics = train(signals, text, folds, config_from_params(p), OUT_DIR, STATE_DIR, live,
-                        lead_mean=stats["mean"], lead_std=stats["std"])
+                        lead_mean=stats["mean"], lead_std=stats["std"], ids=ids)
         if rank == 0:
             write_json(METRICS, metrics)
             print(json.dumps(metrics, indent=2))

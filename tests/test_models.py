@@ -93,3 +93,26 @@ def test_the_same_weights_give_byte_identical_checkpoints(tmp_path):
     save_checkpoint(tmp_path / "a.pt", model, epoch=1)
     save_checkpoint(tmp_path / "other-name.pt", model, epoch=1)
     assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "other-name.pt").read_bytes()
+
+
+@pytest.mark.parametrize("device, kind", [("cpu", "GlobalBatchNorm"), ("cuda", "SyncBatchNorm")])
+def test_sync_batchnorm_swaps_every_batchnorm_keeping_the_tensors(device, kind):
+    """Conversion only (no GPU needed): torch's SyncBatchNorm for CUDA, GlobalBatchNorm (CPU/gloo) otherwise; the
+    same parameter and buffer tensors, the same state_dict keys; on one process it computes what BatchNorm does."""
+    from ecgalign.models import sync_batchnorm
+    torch.manual_seed(0)
+    model = build_model("xresnet1d", 16, 8, 4)
+    plain = build_model("xresnet1d", 16, 8, 4)
+    plain.load_state_dict(model.state_dict())
+    n_bn = sum(isinstance(m, torch.nn.BatchNorm1d) for m in model.modules())
+    weight = model.encoder.stem[0][1].weight
+    converted = sync_batchnorm(model, device)
+    assert converted is model and converted.encoder.stem[0][1].weight is weight
+    assert sum(type(m).__name__ == kind for m in model.modules()) == n_bn > 0
+    assert not any(type(m) is torch.nn.BatchNorm1d for m in model.modules())
+    assert list(model.state_dict()) == list(plain.state_dict())
+    if device == "cpu":   # training mode, one process: batch statistics and running averages as BatchNorm1d's
+        x, t = torch.randn(4, 12, 500), torch.randn(4, 8)
+        torch.testing.assert_close(model(x, t), plain(x, t))
+        for k, v in plain.state_dict().items():
+            torch.testing.assert_close(model.state_dict()[k], v, msg=k)

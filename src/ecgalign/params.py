@@ -61,6 +61,7 @@ SCHEMA = {
         "seed": (int, (0, None)),
         "device": (str, ("auto", "cpu", "cuda")),
         "num_workers": (int, (0, 64)),
+        "threads": (int, (0, 1024)),
     },
     "evaluate": {
         "seed": (int, (0, None)),

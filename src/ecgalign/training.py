@@ -1,10 +1,17 @@
-"""The alignment training loop: one function, `train`, callable from tests without params.yaml and from
-src/train_alignment.py (one process, or one of N under torchrun / DDP).
+"""The alignment training loop: `train`, callable from tests without params.yaml and from src/train_alignment.py
+(one process, or one of N under torchrun / DDP), in four steps: setup (inputs, model, optimiser, loader, resume key),
+start (resume from last.pt, or the epoch-0 validation), train_epoch (one pass + validation), finish (best weights to
+model.pt, the metrics).
 
+- Report identities: `ids` (data/text/record_ids.npy) mark the records whose texts are identical: InfoNCE's soft
+  positives. Given by the text stage from the distinct weight rows, never by comparing float products.
 - Split: rows by strat_fold (train_folds / val_folds).
 - Data: indices into the signals array (a memmap is fine); a batch is one fancy-indexed read of its sorted rows.
   The order comes from a DistributedSampler (one replica on one process) seeded with train.seed and set_epoch(epoch):
   a torch.Generator, so the same params + seed give the same batches, on one process or N.
+- DDP: under torchrun, BatchNorm runs over the global batch (SyncBatchNorm on CUDA, GlobalBatchNorm on CPU), so two
+  processes on half batches compute what one process computes on the whole batch.
+- Determinism: train.threads pins the CPU thread count; on CUDA, deterministic kernels (configure_runtime).
 - Optimiser: AdamW (no weight decay on biases, norms and the temperature, as CLIP), linear warm-up over
   warmup_epochs, then cosine decay to 0, stepped per batch.
 - Model selection: the epoch with the lowest *validation objective of the chosen loss*. For "cosine" that is the
@@ -24,6 +31,7 @@ import math
 import os
 import random
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -32,12 +40,13 @@ import torch
 import torch.distributed as dist
 
 from .losses import alignment_objective, cosine_alignment_loss
-from .models import MAX_LOGIT_SCALE, build_model, save_checkpoint, unwrap
+from .models import MAX_LOGIT_SCALE, build_model, save_checkpoint, sync_batchnorm, unwrap
 
 # the keys train() reads; config_from_params builds them from params.yaml
 CONFIG_KEYS = ("encoder", "embed_dim", "loss", "temperature", "learn_temperature", "proj_dim", "epochs",
-               "batch_size", "lr", "weight_decay", "warmup_epochs", "seed", "device", "num_workers",
+               "batch_size", "lr", "weight_decay", "warmup_epochs", "seed", "device", "num_workers", "threads",
                "train_folds", "val_folds")
+CUBLAS_WORKSPACE = ":4096:8"   # what cuBLAS needs to be deterministic (CUBLAS_WORKSPACE_CONFIG)
 
 
 def config_from_params(p) -> dict:
@@ -68,8 +77,33 @@ def split_rows(folds, train_folds, val_folds) -> tuple[np.ndarray, np.ndarray]:
 
 
 def text_ids(text_emb: np.ndarray) -> np.ndarray:
-    """One int per row; equal ids <=> identical text embeddings (identical reports): InfoNCE's soft positives."""
+    """One int per row; equal ids <=> bit-identical text embedding rows. The fallback when no report identities
+    are given: right for embeddings made by the text stage (identical reports get bit-identical rows there), not
+    for arbitrary float products, whose rows for one report can differ in the last bits."""
     return np.unique(np.asarray(text_emb), axis=0, return_inverse=True)[1].reshape(-1).astype(np.int64)
+
+
+def check_ids(ids, n: int) -> np.ndarray:
+    """Report identities (data/text/record_ids.npy) as int64, checked: one integer per record."""
+    ids = np.asarray(ids)
+    if ids.shape != (n,) or not np.issubdtype(ids.dtype, np.integer):
+        raise ValueError(f"report ids must be {n} integers (one per record), got {ids.dtype} of shape {ids.shape}: "
+                         f"re-run dvc repro text_embeddings")
+    return ids.astype(np.int64)
+
+
+def configure_runtime(threads: int, device: torch.device) -> None:
+    """Pin the CPU thread count (train.threads; 0 keeps torch's default), which can change results in the last
+    bits; on CUDA make every kernel deterministic (cuDNN without autotuning, deterministic algorithms only, a fixed
+    cuBLAS workspace: the variable must be set before CUDA starts, so src/train_alignment.py sets it before it
+    imports torch; setting it here covers callers that have not touched CUDA yet)."""
+    if threads > 0:
+        torch.set_num_threads(threads)
+    if device.type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
 
 
 class Batches(torch.utils.data.Dataset):
@@ -124,14 +158,14 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def fingerprint(cfg: dict, signals, text_emb, folds, lead_mean, lead_std, world: int) -> str:
+def fingerprint(cfg: dict, signals, text_emb, folds, lead_mean, lead_std, world: int, ids=None) -> str:
     """Hash of what a resume checkpoint belongs to: the config (but num_workers), world size, the text embeddings,
-    folds and normalisation stats in full, and the signals' shape plus 64 evenly spaced records."""
+    report ids, folds and normalisation stats in full, and the signals' shape plus 64 evenly spaced records."""
     h = hashlib.sha256()
     h.update(json.dumps({k: v for k, v in cfg.items() if k != "num_workers"}, sort_keys=True).encode())
     h.update(f"world={world};shape={tuple(signals.shape)};dtype={signals.dtype}".encode())
     sample = np.unique(np.linspace(0, len(signals) - 1, min(len(signals), 64)).astype(int))
-    for a in (signals[sample], text_emb, folds, lead_mean, lead_std):
+    for a in (signals[sample], text_emb, folds, lead_mean, lead_std, ids):
         h.update(np.ascontiguousarray(np.asarray(a if a is not None else [])).tobytes())
     return h.hexdigest()[:16]
 
@@ -202,11 +236,37 @@ def log_live(live, step: int, record: dict) -> None:
     live.next_step()
 
 
-def train(signals, text_emb, folds, cfg, out_dir="data/model", state_dir="data/train_state", live=None,
-          lead_mean=None, lead_std=None, log=print) -> dict:
-    """Train an AlignmentModel; writes out_dir/model.pt (best epoch) and state_dir/last.pt (resume state) on rank 0
-    and returns the metrics of metrics/train.json. signals [N, 12, T] raw mV (memmap ok), text_emb [N, d], folds [N]
-    row-aligned; lead_mean/lead_std: per-lead normalisation from the training folds (default 0/1)."""
+@dataclass
+class Run:
+    """Everything one training run works with, built once by setup()."""
+    cfg: dict
+    rank: int
+    world: int
+    device: torch.device
+    signals: object
+    text_emb: np.ndarray
+    ids: np.ndarray
+    train_rows: np.ndarray
+    val_rows: np.ndarray
+    model: torch.nn.Module        # the AlignmentModel itself
+    net: torch.nn.Module          # what the forward pass goes through: the model, or its DDP wrapper
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LambdaLR
+    sampler: torch.utils.data.DistributedSampler
+    loader: torch.utils.data.DataLoader
+    key: str
+    last_path: Path
+    log: object
+
+    def validate(self) -> tuple[float, float]:
+        return evaluate(self.model, self.signals, self.text_emb, self.ids, self.val_rows, self.cfg["loss"],
+                        self.cfg["batch_size"], self.device)
+
+
+def setup(signals, text_emb, folds, cfg, ids=None, state_dir="data/train_state", lead_mean=None, lead_std=None,
+          log=print) -> Run:
+    """Check the inputs, split, seed, build the model (SyncBatchNorm + DDP under torchrun), optimiser, schedule and
+    loader, and the resume key."""
     cfg = as_config(cfg)
     rank, world = distributed()
     log = log if rank == 0 else (lambda *a, **k: None)
@@ -215,16 +275,18 @@ def train(signals, text_emb, folds, cfg, out_dir="data/model", state_dir="data/t
     if not len(signals) == len(text_emb) == len(folds):
         raise ValueError(f"inputs are not row-aligned: {len(signals)} signals, {len(text_emb)} text embeddings, "
                          f"{len(folds)} folds (reports)")
+    ids = text_ids(text_emb) if ids is None else check_ids(ids, len(text_emb))
     train_rows, val_rows = split_rows(folds, cfg["train_folds"], cfg["val_folds"])
-    ids = text_ids(text_emb)
     device = resolve_device(cfg["device"], int(os.environ.get("LOCAL_RANK", 0)))
+    configure_runtime(cfg["threads"], device)
 
     seed_everything(cfg["seed"])
     model = build_model(cfg["encoder"], cfg["embed_dim"], text_emb.shape[1], cfg["proj_dim"], cfg["temperature"],
                         cfg["learn_temperature"] and cfg["loss"] != "cosine",  # the cosine loss has no temperature
                         lead_mean, lead_std, n_leads=signals.shape[1]).to(device)
     net = model
-    if world > 1:
+    if world > 1:  # BatchNorm over the global batch, as on one process; same parameters, same state_dict keys
+        model = sync_batchnorm(model, device)
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
     decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
     no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
@@ -242,87 +304,113 @@ def train(signals, text_emb, folds, cfg, out_dir="data/model", state_dir="data/t
     steps = len(loader)
     total, warmup = cfg["epochs"] * steps, round(cfg["warmup_epochs"] * steps)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, warmup, total))
+    key = fingerprint({**cfg, "device": device.type}, signals, text_emb, folds, lead_mean, lead_std, world, ids)
+    return Run(cfg, rank, world, device, signals, text_emb, ids, train_rows, val_rows, model, net, opt, sched,
+               sampler, loader, key, Path(state_dir) / "last.pt", log)
 
-    key = fingerprint({**cfg, "device": device.type}, signals, text_emb, folds, lead_mean, lead_std, world)
-    last_path = Path(state_dir) / "last.pt"
-    state = load_resume(last_path, key, log)
+
+def start(run: Run, live=None) -> tuple[list[dict], dict | None]:
+    """(history, best weights so far): restored from last.pt when it belongs to this run, else the epoch-0
+    validation figures and no best yet. The history is replayed to `live`, so that a resumed run's dvclive/ ends
+    the same as an uninterrupted run's."""
+    state = load_resume(run.last_path, run.key, run.log)
     if state is not None:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
+        run.model.load_state_dict(state["model"])
+        run.opt.load_state_dict(state["optimizer"])
+        run.sched.load_state_dict(state["scheduler"])
         set_rng_state(state["rng"])
         history, best_state = state["history"], state["best_state_dict"]
     else:
-        obj0, align0 = evaluate(model, signals, text_emb, ids, val_rows, cfg["loss"], cfg["batch_size"], device)
+        obj0, align0 = run.validate()
         history = [{"epoch": 0, "val/objective": obj0, "val/alignment_loss": align0, "seconds": 0.0}]
         best_state = None
-        log(f"before training: val objective {obj0:.4f}, val alignment loss (1 - cos) {align0:.4f}")
-    for record in history:  # a resumed run replays its curves: dvclive/ ends the same as an uninterrupted run's
+        run.log(f"before training: val objective {obj0:.4f}, val alignment loss (1 - cos) {align0:.4f}")
+    for record in history:
         log_live(live, record["epoch"], record)
+    return history, best_state
 
+
+def train_epoch(run: Run, epoch: int) -> dict:
+    """One pass over the training folds, then the validation figures: the epoch's record for the history."""
     from tqdm import tqdm
 
-    for epoch in range(len(history), cfg["epochs"] + 1):
-        t0 = time.perf_counter()
-        sampler.set_epoch(epoch)
-        net.train()
-        sums = torch.zeros(3, dtype=torch.float64)  # objective * n, (1 - cos) * n, n
-        for step, (x, t, i) in enumerate(tqdm(loader, desc=f"epoch {epoch}/{cfg['epochs']}", leave=False,
-                                              disable=rank != 0)):
-            x, t, i = x.to(device, non_blocking=True), t.to(device), i.to(device)
-            with autocast(device):
-                e_ecg, e_text = net(x, t)
-            objective = alignment_objective(cfg["loss"], e_ecg, e_text, model.scale(), i)
-            if not torch.isfinite(objective):
-                raise FloatingPointError(f"epoch {epoch}, step {step}: the {cfg['loss']} objective is "
-                                         f"{objective.item()} (try a lower train.lr)")
-            opt.zero_grad(set_to_none=True)
-            objective.backward()
-            opt.step()
-            sched.step()
-            with torch.no_grad():
-                model.logit_scale.clamp_(0, MAX_LOGIT_SCALE)
-                sums += torch.tensor([objective.item() * len(x),
-                                      cosine_alignment_loss(e_ecg, e_text).item() * len(x), len(x)],
-                                     dtype=torch.float64)
-        if world > 1:  # every rank's share: the logged train figures are over the whole epoch
-            sums = sums.to(device)
-            dist.all_reduce(sums)
-            sums = sums.cpu()
-        val_obj, val_align = evaluate(model, signals, text_emb, ids, val_rows, cfg["loss"], cfg["batch_size"], device)
-        record = {"epoch": epoch, "train/objective": float(sums[0] / sums[2]),
-                  "train/alignment_loss": float(sums[1] / sums[2]), "val/objective": val_obj,
-                  "val/alignment_loss": val_align, "train/temperature": 1.0 / model.scale().item(),
-                  "seconds": time.perf_counter() - t0}
-        history.append(record)
-        best_epoch = min(history[1:], key=lambda r: r["val/objective"])["epoch"]
-        if best_epoch == epoch:
-            best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-        if rank == 0:
-            save_resume(last_path, model, opt, sched, epoch, key, history, best_state)
-        log(f"epoch {epoch}/{cfg['epochs']}: train objective {record['train/objective']:.4f}, "
-            f"train 1-cos {record['train/alignment_loss']:.4f}, val objective {val_obj:.4f}, val 1-cos "
-            f"{val_align:.4f}, temperature {record['train/temperature']:.4f} ({record['seconds']:.1f} s)"
-            + ("  *best*" if best_epoch == epoch else ""))
-        log_live(live, epoch, record)
+    cfg, model, device = run.cfg, run.model, run.device
+    t0 = time.perf_counter()
+    run.sampler.set_epoch(epoch)
+    run.net.train()
+    sums = torch.zeros(3, dtype=torch.float64)  # objective * n, (1 - cos) * n, n
+    for step, (x, t, i) in enumerate(tqdm(run.loader, desc=f"epoch {epoch}/{cfg['epochs']}", leave=False,
+                                          disable=run.rank != 0)):
+        x, t, i = x.to(device, non_blocking=True), t.to(device), i.to(device)
+        with autocast(device):
+            e_ecg, e_text = run.net(x, t)
+        objective = alignment_objective(cfg["loss"], e_ecg, e_text, model.scale(), i)
+        if not torch.isfinite(objective):
+            raise FloatingPointError(f"epoch {epoch}, step {step}: the {cfg['loss']} objective is "
+                                     f"{objective.item()} (try a lower train.lr)")
+        run.opt.zero_grad(set_to_none=True)
+        objective.backward()
+        run.opt.step()
+        run.sched.step()
+        with torch.no_grad():
+            model.logit_scale.clamp_(0, MAX_LOGIT_SCALE)
+            sums += torch.tensor([objective.item() * len(x), cosine_alignment_loss(e_ecg, e_text).item() * len(x),
+                                  len(x)], dtype=torch.float64)
+    if run.world > 1:  # every rank's share: the logged train figures are over the whole epoch
+        sums = sums.to(device)
+        dist.all_reduce(sums)
+        sums = sums.cpu()
+    val_obj, val_align = run.validate()
+    return {"epoch": epoch, "train/objective": float(sums[0] / sums[2]),
+            "train/alignment_loss": float(sums[1] / sums[2]), "val/objective": val_obj,
+            "val/alignment_loss": val_align, "train/temperature": 1.0 / model.scale().item(),
+            "seconds": time.perf_counter() - t0}
 
+
+def finish(run: Run, history: list[dict], best_state: dict, out_dir) -> dict:
+    """Write the best epoch's weights to out_dir/model.pt (rank 0) and return the metrics of metrics/train.json."""
     best = min(history[1:], key=lambda r: r["val/objective"])
     # what the checkpoint keeps: no timing, so that the same run gives a byte-identical model.pt
     results = {"alignment_loss_initial": history[0]["val/alignment_loss"],
                "alignment_loss": best["val/alignment_loss"], "val_objective": best["val/objective"],
-               "best_epoch": best["epoch"], "epochs": cfg["epochs"],
+               "best_epoch": best["epoch"], "epochs": run.cfg["epochs"],
                "alignment_loss_last": history[-1]["val/alignment_loss"],
                "val_objective_last": history[-1]["val/objective"],
                "temperature": best["train/temperature"],
-               "n_train": int(len(train_rows)), "n_val": int(len(val_rows)), "world_size": world}
-    if rank == 0:
-        model.load_state_dict(best_state)
-        save_checkpoint(Path(out_dir) / "model.pt", model, epoch=best["epoch"], key=key, metrics=results,
-                        objective=cfg["loss"])
-    metrics = {"objective": cfg["loss"], **results, "train_seconds": round(sum(r["seconds"] for r in history), 3)}
-    if world > 1:
+               "n_train": int(len(run.train_rows)), "n_val": int(len(run.val_rows)), "world_size": run.world}
+    if run.rank == 0:
+        run.model.load_state_dict(best_state)
+        save_checkpoint(Path(out_dir) / "model.pt", run.model, epoch=best["epoch"], key=run.key, metrics=results,
+                        objective=run.cfg["loss"])
+    metrics = {"objective": run.cfg["loss"], **results,
+               "train_seconds": round(sum(r["seconds"] for r in history), 3)}
+    if run.world > 1:
         dist.barrier()
     return metrics
+
+
+def train(signals, text_emb, folds, cfg, out_dir="data/model", state_dir="data/train_state", live=None,
+          lead_mean=None, lead_std=None, log=print, ids=None) -> dict:
+    """Train an AlignmentModel; writes out_dir/model.pt (best epoch) and state_dir/last.pt (resume state) on rank 0
+    and returns the metrics of metrics/train.json. signals [N, 12, T] raw mV (memmap ok), text_emb [N, d], folds [N]
+    row-aligned; lead_mean/lead_std: per-lead normalisation from the training folds (default 0/1); ids [N]: the
+    report identities (data/text/record_ids.npy; default: equal ids for bit-identical text embedding rows)."""
+    run = setup(signals, text_emb, folds, cfg, ids, state_dir, lead_mean, lead_std, log)
+    history, best_state = start(run, live)
+    for epoch in range(len(history), run.cfg["epochs"] + 1):
+        record = train_epoch(run, epoch)
+        history.append(record)
+        best_epoch = min(history[1:], key=lambda r: r["val/objective"])["epoch"]
+        if best_epoch == epoch:
+            best_state = {k: v.detach().cpu().clone() for k, v in run.model.state_dict().items()}
+        if run.rank == 0:
+            save_resume(run.last_path, run.model, run.opt, run.sched, epoch, run.key, history, best_state)
+        run.log(f"epoch {epoch}/{run.cfg['epochs']}: train objective {record['train/objective']:.4f}, train 1-cos "
+                f"{record['train/alignment_loss']:.4f}, val objective {record['val/objective']:.4f}, val 1-cos "
+                f"{record['val/alignment_loss']:.4f}, temperature {record['train/temperature']:.4f} "
+                f"({record['seconds']:.1f} s)" + ("  *best*" if best_epoch == epoch else ""))
+        log_live(live, epoch, record)
+    return finish(run, history, best_state, out_dir)
 
 
 def save_resume(path: Path, model, opt, sched, epoch: int, key: str, history: list, best_state: dict) -> None:
