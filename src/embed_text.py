@@ -62,4 +62,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from ecgalign.errors import run
+    run(main)

@@ -63,4 +63,5 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    from ecgalign.errors import run
+    run(main)
