@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+# the cases are the test suite's (tests/faults.py) and run the stage scripts of src/: neither is part of the installed
+# ecgalign package, so both folders are put on the path as pytest's own `pythonpath` setting does for the tests
 sys.path[:0] = [str(REPO / "src"), str(REPO / "tests")]
 
 from faults import CASES, SLOW, run_case  # noqa: E402
