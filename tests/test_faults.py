@@ -6,12 +6,6 @@ import pytest
 from faults import CASES, SLOW, run_case
 
 
-@pytest.fixture(scope="session")
-def fault_cache(tmp_path_factory):
-    """Where the base workspace (40 synthetic records through download, reports and signals) is built once."""
-    return tmp_path_factory.mktemp("fault-base")
-
-
 def _param(case):
     marks = [pytest.mark.xfail(reason=f"not handled yet; proposed fix: {case.gap}", strict=True)] if case.gap else []
     return pytest.param(case, id=f"{case.group}-{case.name}", marks=marks)

@@ -42,7 +42,7 @@ class ReportError(ProjectError, ValueError):
 
 class SignalError(ProjectError, ValueError):
     """A record that cannot go into signals.npy; the message names the ecg_id, the file and the field (signals)."""
-    hint = "restore the record's files from PTB-XL (a fresh download), then rerun dvc repro"
+    hint = "restore the record from a fresh PTB-XL copy, then rerun dvc repro"
 
 
 class DownloadError(ProjectError, RuntimeError):
