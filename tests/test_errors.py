@@ -11,7 +11,7 @@ from ecgalign.signals import SignalError
 
 @pytest.mark.parametrize("cls, old_base", [(ParamsError, ValueError), (DataError, ValueError),
                                            (ReportError, ValueError), (SignalError, ValueError),
-                                           (DownloadError, RuntimeError), (errors.ArtifactError, ValueError),
+                                           (DownloadError, RuntimeError), (errors.DiskFullError, OSError), (errors.ArtifactError, ValueError),
                                            (errors.MissingArtifactError, FileNotFoundError)])
 def test_every_error_type_is_a_project_error_and_keeps_its_base(cls, old_base):
     assert issubclass(cls, errors.ProjectError) and issubclass(cls, old_base)

@@ -50,6 +50,11 @@ class DownloadError(ProjectError, RuntimeError):
     hint = "rerun the download stage"
 
 
+class DiskFullError(ProjectError, OSError):
+    """The disk filled up while an artifact was written (ecgalign.atomic): nothing was written under its name."""
+    hint = "free some space and rerun"
+
+
 class ArtifactError(ProjectError, ValueError):
     """An artifact that does not fit the others (not row-aligned with data/reports.jsonl, wrong shape)."""
     hint = "rerun the pipeline (dvc repro) so that every artifact is rebuilt from the same inputs"
