@@ -4,13 +4,14 @@ VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha256sum requirements.txt | cut -c1-12)
 
-.PHONY: venv repro test bench clean
+.PHONY: venv repro test bench lock clean
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	rm -f $(VENV)/.installed-*
 	touch $@
 
@@ -22,6 +23,14 @@ test: $(STAMP)  ## the test suite (offline)
 
 bench: $(STAMP)  ## every benchmark in bench/ and the fault matrix, printing their figures
 	for f in bench/*.py; do echo "== $$f"; PATH="$(BIN):$$PATH" $(BIN)/python $$f || exit 1; done
+
+lock:  ## regenerate requirements.txt (every pin) from pyproject.toml's direct dependencies, in a throwaway venv
+	$(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python -m pip install --quiet --disable-pip-version-check pip-tools==7.6.2
+	.venv-lock/bin/pip-compile --quiet --extra test --strip-extras --no-emit-index-url --no-emit-find-links \
+		--output-file requirements.txt pyproject.toml
+	sed -i 's/^torch==\(.*\)+cpu$$/torch==\1/' requirements.txt  # a local CPU wheel's label: pin PyPI's version
+	rm -rf .venv-lock
 
 clean:
 	rm -rf $(VENV)

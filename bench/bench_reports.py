@@ -7,8 +7,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from ecgalign import ptbxl, reports  # noqa: E402
+from ecgalign import ptbxl, reports
 
 root = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).resolve().parents[2] / "shared" / "ptbxl-metadata")
 if not (root / ptbxl.DATABASE).exists():

@@ -6,17 +6,14 @@ cache. The figures depend on what else the machine runs: compare lines of one ru
 """
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+import wfdb
 
-import wfdb  # noqa: E402
-
-from ecgalign import ptbxl  # noqa: E402
-from ecgalign.signals import extract  # noqa: E402
+from ecgalign import ptbxl
+from ecgalign.signals import extract
 
 
 def rate(fn, n, repeats):

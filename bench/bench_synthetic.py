@@ -5,17 +5,14 @@ time (process_time) is printed beside it.
     python bench/bench_synthetic.py [--records 2000] [--sampling-rate 100] [--wrsamp 50]
 """
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+import numpy as np
+import wfdb
 
-import numpy as np  # noqa: E402
-import wfdb  # noqa: E402
-
-from ecgalign import ptbxl, synthetic  # noqa: E402
+from ecgalign import ptbxl, synthetic
 
 
 def main():

@@ -9,7 +9,6 @@ warm cache (a first epoch on a cold disk adds the file's read once: ~0.8 GB at 1
 """
 import argparse
 import resource
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -17,10 +16,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from ecgalign.losses import alignment_objective  # noqa: E402
-from ecgalign.models import XRESNET_DEFAULT, build_model  # noqa: E402
-from ecgalign.training import Batches, text_ids  # noqa: E402
+from ecgalign.losses import alignment_objective
+from ecgalign.models import XRESNET_DEFAULT, build_model
+from ecgalign.training import Batches, text_ids
 
 EPOCH_RECORDS = 17_000
 

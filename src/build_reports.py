@@ -1,11 +1,10 @@
 """reports stage: data/reports.jsonl, one structured report per record (see ecgalign.reports)."""
 import time
-from pathlib import Path
 
 from ecgalign import params, ptbxl, reports
+from ecgalign.artifacts import RAW, REPORTS, REPORTS_METRICS
 from ecgalign.atomic import write_json
-
-RAW = Path("data/raw")
+from ecgalign.errors import run
 
 
 def main() -> None:
@@ -23,11 +22,11 @@ def main() -> None:
         if not folds & set(chosen):
             raise ptbxl.DataError(f"split.{name}={chosen}: no record of the dataset is in these folds "
                                   f"(folds present: {sorted(folds)})")
-    reports.write_reports("data/reports.jsonl", records)
-    write_json("metrics/reports.json", {"n_records": len(records), "n_skipped": len(skipped),
-                                        "skipped_ecg_ids": [e for e, _ in skipped[:100]]})
+    reports.write_reports(REPORTS, records)
+    write_json(REPORTS_METRICS, {"n_records": len(records), "n_skipped": len(skipped),
+                                 "skipped_ecg_ids": [e for e, _ in skipped[:100]]})
     print(f"reports: {len(records)} reports, {len(skipped)} skipped, in {time.time() - start:.2f} s")
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 
 from ecgalign import params, ptbxl
+from ecgalign.artifacts import RAW
 from ecgalign.atomic import atomic_dir
-
-RAW = Path("data/raw")
+from ecgalign.errors import run
 
 
 def main() -> None:
@@ -47,4 +47,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -9,19 +9,17 @@ identity: equal ids <=> identical weighted statements <=> bit-identical record e
 """
 import json
 import time
-from pathlib import Path
 
 from ecgalign import atomic, params, ptbxl, text
-from ecgalign.reports import code_set, read_reports
-
-RAW, REPORTS, OUT, METRICS = Path("data/raw"), Path("data/reports.jsonl"), Path("data/text"), Path("metrics/text.json")
+from ecgalign.artifacts import RAW, TEXT as OUT, TEXT_METRICS as METRICS, load_reports
+from ecgalign.reports import code_set
 
 
 def main() -> None:
     p = params.load().text
     t0 = time.perf_counter()
     statements = ptbxl.read_statements(RAW)
-    records = read_reports(REPORTS)
+    records = load_reports()
     codes = list(statements.index)   # all statements, also those absent from the data: evaluation can use them
     texts = text.statement_texts(statements, codes, p.template)
 
@@ -67,4 +65,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from ecgalign.errors import run
+    run(main)

@@ -139,4 +139,5 @@ def main(data_dir: str | Path = "data", params_path: str | Path = "params.yaml",
 
 
 if __name__ == "__main__":
-    main()
+    from ecgalign.errors import run
+    run(main)

@@ -1,29 +1,27 @@
 """signals stage: every record read once into data/signals/signals.npy (+ stats.json), see ecgalign.signals."""
 import json
-from pathlib import Path
 
 from ecgalign import params, ptbxl
-from ecgalign.reports import read_reports
+from ecgalign.artifacts import RAW, SIGNALS, load_reports
+from ecgalign.errors import run
 from ecgalign.signals import default_workers, extract
-
-OUT = "data/signals"
 
 
 def main() -> None:
     p = params.load()
-    rows = read_reports("data/reports.jsonl")
-    root = ptbxl.records_root("data/raw")
-    built = json.loads((Path("data/raw") / ptbxl.MANIFEST).read_text(encoding="utf-8")).get("sampling_rate")
+    rows = load_reports()
+    root = ptbxl.records_root(RAW)
+    built = json.loads((RAW / ptbxl.MANIFEST).read_text(encoding="utf-8")).get("sampling_rate")
     if built not in (None, p.data.sampling_rate):
-        raise ptbxl.DataError(f"data/raw/{ptbxl.MANIFEST} was built for {built} Hz but data.sampling_rate = "
+        raise ptbxl.DataError(f"{RAW / ptbxl.MANIFEST} was built for {built} Hz but data.sampling_rate = "
                               f"{p.data.sampling_rate}: rerun the download stage (dvc repro)")
-    stats = extract(rows, root, p.data.sampling_rate, p.split.train_folds, OUT, workers=default_workers())
+    stats = extract(rows, root, p.data.sampling_rate, p.split.train_folds, SIGNALS, workers=default_workers())
     n, _, T = stats["shape"]
-    print(f"signals: {n} records x 12 leads x {T} samples at {stats['sampling_rate']} Hz -> {OUT}/signals.npy "
+    print(f"signals: {n} records x 12 leads x {T} samples at {stats['sampling_rate']} Hz -> {SIGNALS}/signals.npy "
           f"({n * 12 * T * 4 / 1e6:.1f} MB) in {stats['seconds']:.2f} s ({stats['records_per_s']:.0f} records/s, "
           f"{stats['workers']} processes; {stats['wfdb_records']} via wfdb.rdsamp); "
           f"stats from {stats['n_train_records']} training records")
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

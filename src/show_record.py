@@ -157,4 +157,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from ecgalign.errors import run
+    sys.exit(run(main))

@@ -7,7 +7,6 @@ A killed run, re-run with the same params and inputs, resumes from data/train_st
 """
 import json
 import os
-from pathlib import Path
 
 os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")   # deterministic cuBLAS: read when CUDA starts
 
@@ -16,14 +15,11 @@ import torch
 import torch.distributed as dist
 
 from ecgalign import params
+from ecgalign.artifacts import (DVCLIVE, MODEL_DIR, RECORD_EMBEDDINGS, RECORD_IDS, TRAIN_METRICS, TRAIN_STATE,
+                                load_array, load_record_embeddings, load_reports, load_signals)
 from ecgalign.atomic import write_json
-from ecgalign.reports import read_reports
-from ecgalign.signals import load_signals
+from ecgalign.errors import ArtifactError
 from ecgalign.training import config_from_params, resolve_device, train
-
-SIGNALS, TEXT, REPORTS = "data/signals", "data/text/record_embeddings.npy", "data/reports.jsonl"
-IDS = "data/text/record_ids.npy"
-OUT_DIR, STATE_DIR, METRICS, LIVE_DIR = "data/model", "data/train_state", "metrics/train.json", "dvclive"
 
 
 def main():
@@ -36,37 +32,30 @@ def main():
         dist.init_process_group("nccl" if cuda else "gloo")
     rank = dist.get_rank() if world > 1 else 0
 
-    signals, stats = load_signals(SIGNALS)
-    text = np.load(TEXT)
-    reports = read_reports(REPORTS)
+    reports = load_reports()
     folds = np.array([r["strat_fold"] for r in reports])
-    for name, n in ((f"{SIGNALS}/signals.npy", len(signals)), (TEXT, len(text))):
-        if n != len(folds):
-            raise ValueError(f"{name} has {n} rows but {REPORTS} has {len(folds)} records: re-run the stages "
-                             f"(dvc repro) so that every array is row-aligned with the reports")
+    signals, stats = load_signals(n_records=len(reports))
+    text = load_record_embeddings(len(reports))
     bad = np.flatnonzero(~np.isfinite(text).all(axis=1))
     if len(bad):
-        raise ValueError(f"{TEXT}: {len(bad)} non-finite row(s), first row {bad[0]} (ecg_id "
-                         f"{reports[bad[0]]['ecg_id']}): re-run dvc repro text_embeddings")
+        raise ArtifactError(f"{RECORD_EMBEDDINGS}: {len(bad)} non-finite row(s), first row {bad[0]} (ecg_id "
+                            f"{reports[bad[0]]['ecg_id']}): re-run dvc repro text_embeddings")
     ids = None   # without the text stage's identities (a hand-made data/text/): identical embedding rows
-    if Path(IDS).exists():
-        ids = np.load(IDS)
-        if len(ids) != len(folds):
-            raise ValueError(f"{IDS} has {len(ids)} rows but {REPORTS} has {len(folds)} records: re-run the stages "
-                             f"(dvc repro)")
+    if RECORD_IDS.exists():
+        ids = np.asarray(load_array(RECORD_IDS, len(reports), "text_embeddings"))
     elif rank == 0:
-        print(f"{IDS} not found: report identities taken from identical rows of {TEXT} "
+        print(f"{RECORD_IDS} not found: report identities taken from identical rows of {RECORD_EMBEDDINGS} "
               f"(re-run dvc repro text_embeddings to write them)")
 
     live = None
     if rank == 0:
         from dvclive import Live
-        live = Live(dir=LIVE_DIR, save_dvc_exp=False, dvcyaml=False)  # dvc.yaml declares dvclive's files itself
+        live = Live(dir=str(DVCLIVE), save_dvc_exp=False, dvcyaml=False)  # dvc.yaml declares dvclive's files itself
     try:
-        metrics = train(signals, text, folds, config_from_params(p), OUT_DIR, STATE_DIR, live,
+        metrics = train(signals, text, folds, config_from_params(p), MODEL_DIR, TRAIN_STATE, live,
                         lead_mean=stats["mean"], lead_std=stats["std"], ids=ids)
         if rank == 0:
-            write_json(METRICS, metrics)
+            write_json(TRAIN_METRICS, metrics)
             print(json.dumps(metrics, indent=2))
     finally:
         if live is not None:
@@ -76,4 +65,5 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    from ecgalign.errors import run
+    run(main)

@@ -47,3 +47,10 @@ def tiny_text_model(tmp_path_factory) -> Path:
     BertModel(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def fault_cache(tmp_path_factory):
+    """Where the fault matrix's base workspace (tests/faults.py: 40 synthetic records through download, reports and
+    signals) is built once per session."""
+    return tmp_path_factory.mktemp("fault-base")

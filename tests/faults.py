@@ -2,13 +2,13 @@
 
 A Case breaks one thing in a temporary workspace (a repository root holding params.yaml and, by `stage`, the
 artifacts of the stages before), runs one action (usually a stage's main(), sometimes a library call), and states
-what must come out: the exception type and a regex its message must match (or error=None: the action must succeed,
-e.g. a counted skip or a resume), the final paths that must not exist afterwards, and an optional extra check. Every
+what must come out: the exception type and the culprit its message must name, one or more plain strings (an ecg_id,
+a file, a param key; not the wording around them, which may change) or error=None (the action must succeed,
+e.g. a counted skip or a resume); the final paths that must not exist afterwards, and an optional extra check. Every
 case also asserts that no temporary file of ecgalign.atomic (`.<name>.<pid>.<random>`) is left anywhere.
 
 CASES is used by tests/test_faults.py (one parametrised test) and bench/fault_matrix.py (the same list, outside
-pytest). A case with `gap` set is a fault that is not handled yet, in a module this matrix may not edit: `gap` holds
-the proposed fix; the test marks it xfail(strict=True) and the bench prints it as a known gap.
+pytest).
 """
 from __future__ import annotations
 
@@ -56,6 +56,7 @@ REPO = Path(__file__).resolve().parents[1]
 PTBXL_MINI = REPO.parent / "shared" / "ptbxl-mini"
 N_RECORDS = 40                                  # synthetic: 4 records in each of the 10 folds
 REC3 = "records100/00000/00003_lr"              # ecg_id 3, the record most cases break
+ECG3 = "ecg_id 3"
 TEMP = re.compile(r"^\..+\.\d+\.[a-z0-9_]{8}")  # ecgalign.atomic's temporaries: .<name>.<pid>.<random>
 PARAMS = {  # every value a case relies on, pinned: params.yaml's own values may change
     "data.source": "synthetic", "data.sampling_rate": 100, "data.synthetic_records": N_RECORDS, "data.seed": 0,
@@ -174,21 +175,24 @@ class Case:
     setup: Callable[[Workspace], None]
     action: Callable[[Workspace], object]
     error: type[BaseException] | None                # None: the action must succeed (documented skip, resume ...)
-    match: str = ""                                  # regex (re.search) the error message must match
+    culprit: str | tuple[str, ...] = ()              # what the message must name (each string, as is)
     absent: tuple[str, ...] = ()                     # final paths that must not exist afterwards
     check: Callable[[Workspace, object], None] | None = None   # extra assertions after the action
     stage: str = "raw"                               # one of STAGES: what the workspace holds before setup
     needs_mini: bool = False                         # needs ../shared/ptbxl-mini (skipped where it is absent)
-    gap: str = ""                                    # not handled yet: the proposed fix (xfail in the test)
 
 
 @dataclass
 class Outcome:
     case: Case
-    status: str          # "handled" | "FAILED" | "skipped" | "known gap" | "gap FIXED"
+    status: str          # "handled" | "FAILED" | "skipped"
     detail: str          # the error message seen, or what went wrong
     seconds: float = 0.0
     problems: list[str] = field(default_factory=list)
+
+
+def culprits(case: Case) -> tuple[str, ...]:
+    return (case.culprit,) if isinstance(case.culprit, str) else tuple(case.culprit)
 
 
 def temporaries(root: Path) -> list[str]:
@@ -217,8 +221,10 @@ def run_case(case: Case, tmp: Path, cache: Path) -> Outcome:
             problems.append(f"no error raised, expected {case.error.__name__}")
         elif not isinstance(error, case.error):
             problems.append(f"raised {message}, expected {case.error.__name__}")
-        elif not re.search(case.match, str(error)):
-            problems.append(f"message {str(error)!r} does not match {case.match!r}")
+        else:
+            missing = [c for c in culprits(case) if c not in str(error)]
+            if missing:
+                problems.append(f"message {str(error)!r} does not name {missing}")
         problems += [f"{rel} exists" for rel in case.absent if (path / rel).exists()]
         problems += [f"temporary {t} left behind" for t in temporaries(path)]
         if case.check and not problems:
@@ -227,10 +233,7 @@ def run_case(case: Case, tmp: Path, cache: Path) -> Outcome:
             except AssertionError as e:
                 problems.append(f"check failed: {e}")
     seconds = time.perf_counter() - start
-    if case.gap:
-        status = "gap FIXED" if not problems else "known gap"
-    else:
-        status = "FAILED" if problems else "handled"
+    status = "FAILED" if problems else "handled"
     return Outcome(case, status, "; ".join(problems) if problems else message, seconds, problems)
 
 
@@ -244,9 +247,9 @@ def _stage(module):
 
 # --- tables -------------------------------------------------------------------------------------------------------
 
-def _table_case(name, setup, error, match, **kw) -> Case:
+def _table_case(name, setup, error, culprit, **kw) -> Case:
     """The reports stage on a broken table: no reports.jsonl, no metrics/reports.json."""
-    return Case(name, "tables", setup, _stage(build_reports), error, match,
+    return Case(name, "tables", setup, _stage(build_reports), error, culprit,
                 absent=("data/reports.jsonl", "metrics/reports.json"), **kw)
 
 
@@ -297,51 +300,51 @@ def _skip_all(ws):
 
 CASES: list[Case] = [
     _table_case("missing column strat_fold", _drop_column("strat_fold"), DataError,
-                r"ptbxl_database\.csv: missing column\(s\) \['strat_fold'\]"),
+                (ptbxl.DATABASE, "strat_fold")),
     _table_case("scp_statements.csv missing a column", lambda ws: ws.edit_table(
         lambda df: df.drop(columns=["diagnostic_class"], inplace=True), ptbxl.STATEMENTS), DataError,
-        r"scp_statements\.csv: missing column\(s\) \['diagnostic_class'\]"),
+        (ptbxl.STATEMENTS, "diagnostic_class")),
     _table_case("scp_codes not a dict", _cell("scp_codes", "['NORM', 'SR']"), ReportError,
-                r"^ecg_id 3: scp_codes .* is a list, not a dict$"),
+                ECG3),
     _table_case("scp_codes unbalanced", _cell("scp_codes", "{'NORM': 100.0, 'SR': 0.0"), ReportError,
-                r"^ecg_id 3: scp_codes .* is not a Python dict literal$"),
+                ECG3),
     _table_case("scp_codes non-numeric likelihood", _cell("scp_codes", "{'NORM': 'high'}"), ReportError,
-                r"^ecg_id 3: scp_codes: likelihood of NORM is 'high', not a number$"),
+                (ECG3, "NORM")),
     _table_case("scp_codes negative likelihood", _cell("scp_codes", "{'NORM': -5.0}"), ReportError,
-                r"^ecg_id 3: scp_codes: likelihood of NORM is -5\.0, outside 0-100$"),
+                (ECG3, "NORM")),
     _table_case("scp_codes likelihood > 100", _cell("scp_codes", "{'NORM': 150.0}"), ReportError,
-                r"^ecg_id 3: scp_codes: likelihood of NORM is 150\.0, outside 0-100$"),
+                (ECG3, "NORM")),
     _table_case("scp_codes empty {}", _cell("scp_codes", "{}"), ReportError,
-                r"^ecg_id 3: scp_codes is an empty dict"),
-    _table_case("scp_codes cell empty", _cell("scp_codes", ""), ReportError, r"^ecg_id 3: scp_codes is empty$"),
+                ECG3),
+    _table_case("scp_codes cell empty", _cell("scp_codes", ""), ReportError, ECG3),
     _table_case("scp_codes code not in scp_statements.csv", _cell("scp_codes", "{'XYZ': 50.0}"), ReportError,
-                r"^ecg_id 3: scp_codes names 'XYZ', which scp_statements\.csv does not define$"),
+                (ECG3, "'XYZ'")),
     _table_case("duplicate ecg_id", _duplicate_ecg_id, DataError,
-                r"ptbxl_database\.csv: ecg_id 3 is listed more than once \(1 duplicate row"),
+                (ptbxl.DATABASE, "ecg_id 3")),
     _table_case("strat_fold 0", _cell("strat_fold", "0"), DataError,
-                r"ptbxl_database\.csv: ecg_id 3: strat_fold 0 is outside 1-10"),
-    _table_case("strat_fold 11", _cell("strat_fold", "11"), DataError, r"ecg_id 3: strat_fold 11 is outside 1-10"),
+                (ptbxl.DATABASE, "ecg_id 3", "strat_fold")),
+    _table_case("strat_fold 11", _cell("strat_fold", "11"), DataError, ("ecg_id 3", "strat_fold")),
     _table_case("strat_fold not a number", _cell("strat_fold", "ten"), DataError,
-                r"ecg_id 3: strat_fold 'ten' is outside 1-10"),
+                ("ecg_id 3", "strat_fold")),
     _table_case("ecg_id not an integer", _cell("ecg_id", "3a"), DataError,
-                r"ptbxl_database\.csv: ecg_id '3a' \(row 4\) is not an integer"),
+                (ptbxl.DATABASE, "'3a'")),
     _table_case("filename_lr empty", _cell("filename_lr", ""), DataError,
-                r"ptbxl_database\.csv: ecg_id 3: filename_lr is empty \(1 record"),
+                (ptbxl.DATABASE, "ecg_id 3", "filename_lr")),
     _table_case("non-UTF-8 bytes in ptbxl_database.csv", _non_utf8(ptbxl.DATABASE), DataError,
-                r"ptbxl_database\.csv: not UTF-8 text \(invalid continuation byte at byte \d+\)"),
+                (ptbxl.DATABASE, "UTF-8")),
     _table_case("non-UTF-8 bytes in scp_statements.csv", _non_utf8(ptbxl.STATEMENTS), DataError,
-                r"scp_statements\.csv: not UTF-8 text"),
-    _table_case("empty table (0 bytes)", _raw_bytes(b""), DataError, r"ptbxl_database\.csv: the file is empty"),
+                (ptbxl.STATEMENTS, "UTF-8")),
+    _table_case("empty table (0 bytes)", _raw_bytes(b""), DataError, ptbxl.DATABASE),
     _table_case("table with a header only", _raw_bytes(b"ecg_id,scp_codes,strat_fold,filename_lr,filename_hr\n"),
-                DataError, r"ptbxl_database\.csv: the table has no records"),
+                DataError, ptbxl.DATABASE),
     _table_case("ptbxl_database.csv missing", lambda ws: (ws / "data/raw" / ptbxl.DATABASE).unlink(), DataError,
-                r"data/raw/ptbxl_database\.csv: the PTB-XL record table not found"),
+                f"data/raw/{ptbxl.DATABASE}"),
     _table_case("a record listed twice (same filename_lr)", _same_file_twice, DataError,
-                r"ptbxl_database\.csv: ecg_id 3 and ecg_id 5 both name records100/00000/00003_lr in filename_lr"),
+                (ptbxl.DATABASE, "ecg_id 3", "ecg_id 5", REC3)),
     Case("reports.on_error=skip: bad rows dropped and counted", "tables", _skip_two, _stage(build_reports), None,
          check=_check_skips),
     _table_case("reports.on_error=skip but every row is bad", _skip_all, ReportError,
-                rf"ptbxl_database\.csv: every one of {N_RECORDS} records was skipped"),
+                ptbxl.DATABASE),
 ]
 
 
@@ -352,8 +355,8 @@ def _damage(kind):
     return lambda ws: damage(ws / "data/raw", REC3)
 
 
-def _signals_case(name, setup, error, match, **kw) -> Case:
-    return Case(name, "records", setup, _stage(extract_signals), error, match, absent=("data/signals",),
+def _signals_case(name, setup, error, culprit, **kw) -> Case:
+    return Case(name, "records", setup, _stage(extract_signals), error, culprit, absent=("data/signals",),
                 stage=kw.pop("stage", "reports"), **kw)
 
 
@@ -384,19 +387,19 @@ def _manifest(**fields):
 
 for _kind, (_, _message) in RECORD_DAMAGE.items():
     CASES.append(_signals_case(f"record {_kind}", _damage(_kind), SignalError,
-                               rf"^ecg_id 3: \S*00003_lr\S*: .*{re.escape(_message)}"))
+                               (ECG3, REC3)))
 CASES += [
     _signals_case("a record listed twice in reports.jsonl", _edit_reports(_rows_same_file), SignalError,
-                  r"^ecg_id 3 and ecg_id 5 both name records100/00000/00003_lr in filename_lr"),
+                  ("ecg_id 3", "ecg_id 5", REC3)),
     _signals_case("reports.jsonl damaged (half a line)", _edit_reports(lambda t: t[:-40]), ReportError,
-                  rf"^data/reports\.jsonl line {N_RECORDS}: not a JSON object"),
+                  f"data/reports.jsonl line {N_RECORDS}"),
     _signals_case("reports.jsonl missing", lambda ws: (ws / "data/reports.jsonl").unlink(), FileNotFoundError,
-                  r"data/reports\.jsonl not found: run the reports stage first"),
+                  "data/reports.jsonl"),
     _signals_case("records folder moved since the download stage", _manifest(records_root="/nonexistent/ptbxl"),
-                  DataError, r"dataset\.json: records_root /nonexistent/ptbxl is not a folder"),
+                  DataError, (ptbxl.MANIFEST, "/nonexistent/ptbxl")),
     _signals_case("data.sampling_rate changed after the download stage",
                   lambda ws: ws.set_params(**{"data.sampling_rate": 500}), DataError,
-                  r"dataset\.json was built for 100 Hz but data\.sampling_rate = 500: rerun the download stage"),
+                  (ptbxl.MANIFEST, "data.sampling_rate")),
 ]
 
 
@@ -466,13 +469,13 @@ def _offline_params(ws):
 
 CASES += [
     Case("file corrupt on the server (sha256 mismatch)", "download", _serve(rel=BAD_FILE, junk=True), _fetch,
-         DownloadError, rf"1 of 22 files .* first: {BAD_FILE} \(sha256 mismatch after a re-fetch: got [0-9a-f]{{12}}",
+         DownloadError, (BAD_FILE, "sha256"),
          absent=(f"dl/{VERSION}/{BAD_FILE}", f"dl/{VERSION}/{BAD_FILE}.part"), stage="params"),
     Case("transfer cut mid-file", "download", _serve("cut", CUT_FILE), _fetch, DownloadError,
-         rf"first: {CUT_FILE} \(connection broken mid-transfer\)\. The other 21 files are complete and verified",
+         CUT_FILE,
          absent=(f"dl/{VERSION}/{CUT_FILE}",), stage="params"),
     Case("server answers HTTP 500", "download", _serve(500, BUSY_FILE), _fetch, DownloadError,
-         rf"first: {BUSY_FILE} \(HTTP 500\)\. .*rerun the stage to fetch only the failed ones",
+         (BUSY_FILE, "HTTP 500"),
          absent=(f"dl/{VERSION}/{BUSY_FILE}",), stage="params"),
     Case("resume after a cut transfer fetches only that file", "download", _serve("cut", CUT_FILE),
          _refetch_after_failure, None, check=_fetched_only(CUT_FILE), stage="params"),
@@ -481,24 +484,23 @@ CASES += [
     Case("file damaged on disk after download is re-fetched alone", "download", _serve(), _local_corruption, None,
          check=_fetched_only(BAD_FILE), stage="params"),
     Case("no network (download stage)", "download", _offline_params, _stage(download_data), DownloadError,
-         r"cannot reach http://127\.0\.0\.1:\d+/ptb-xl/1\.0\.3/SHA256SUMS\.txt \(\[Errno 111\] Connection refused\):"
-         r" .*set data\.source=local", absent=("data/raw",), stage="params"),
+         ("/ptb-xl/1.0.3/SHA256SUMS.txt", "data.source"), absent=("data/raw",), stage="params"),
     Case("server gone mid-resume", "download", _serve(), _server_gone, DownloadError,
-         r"Connection refused.*16 of 22 files are complete and verified in .*; rerun to fetch the rest",
+         ("Connection refused", "16 of 22 files"),
          stage="params"),
     Case("unknown release version", "download", _serve(), lambda ws: ws.fetch(version="9.9.9"), DownloadError,
-         r"9\.9\.9/SHA256SUMS\.txt: HTTP 404; check data\.version", stage="params"),
+         ("9.9.9/SHA256SUMS.txt", "data.version"), stage="params"),
     Case("SHA256SUMS.txt path leaving the folder", "download", _evil_sums, _fetch, DownloadError,
-         r"SHA256SUMS\.txt line 45: refusing path '\.\./escape\.txt'", absent=("dl/escape.txt", "escape.txt"),
+         ("SHA256SUMS.txt line 45", "../escape.txt"), absent=("dl/escape.txt", "escape.txt"),
          stage="params"),
 ]
 
 
 # --- params -------------------------------------------------------------------------------------------------------
 
-def _params_case(name, changes, match, **kw) -> Case:
+def _params_case(name, changes, culprit, **kw) -> Case:
     setup = changes if callable(changes) else (lambda ws: ws.set_params(**changes))
-    return Case(name, "params", setup, lambda ws: params.load(), ParamsError, match, stage="params", **kw)
+    return Case(name, "params", setup, lambda ws: params.load(), ParamsError, culprit, stage="params", **kw)
 
 
 def _yaml_text(edit):
@@ -517,38 +519,36 @@ def _empty_fold(fold):
 
 CASES += [
     _params_case("unknown key (train.epoch)", {"train.epoch": 3},
-                 r"unknown key\(s\) train\.epoch; valid keys in 'train': loss, temperature, learn_temperature, "
-                 r"proj_dim, epochs, batch_size"),
+                 ("train.epoch", "loss, temperature")),
     _params_case("unknown section", _yaml_text(lambda t: t + "trian:\n  epochs: 3\n"),
-                 r"unknown section\(s\) \['trian'\]; valid sections: data, split, reports, text, ecg, train"),
-    _params_case("missing key", _delete_key, r"params\.yaml: train\.lr is missing"),
+                 ("'trian'", "data, split")),
+    _params_case("missing key", _delete_key, "train.lr"),
     _params_case("wrong type (train.lr: fast)", {"train.lr": "fast"},
-                 r"train\.lr must be int or float, got 'fast' \(str\)"),
+                 ("train.lr", "'fast'")),
     _params_case("train.lr: 1e-3 (YAML reads it as text)",
                  _yaml_text(lambda t: re.sub(r"(?m)^  lr: .*$", "  lr: 1e-3", t)),
-                 r"train\.lr must be int or float, got '1e-3' \(str\); YAML reads 1e-3 as text: write it with a dot"),
-    _params_case("wrong type (train.epochs: '15')", {"train.epochs": "15"}, r"train\.epochs must be int, got '15'"),
+                 ("train.lr", "'1e-3'", "1.0e-3")),
+    _params_case("wrong type (train.epochs: '15')", {"train.epochs": "15"}, ("train.epochs", "'15'")),
     _params_case("wrong type (split.test_folds: 10)", {"split.test_folds": 10},
-                 r"split\.test_folds must be list, got 10"),
-    _params_case("train.epochs: 0", {"train.epochs": 0}, r"train\.epochs = 0 is outside \[1, 10000\]"),
-    _params_case("train.batch_size: -1", {"train.batch_size": -1}, r"train\.batch_size = -1 is outside \[2, "),
+                 "split.test_folds"),
+    _params_case("train.epochs: 0", {"train.epochs": 0}, ("train.epochs", "[1, 10000]")),
+    _params_case("train.batch_size: -1", {"train.batch_size": -1}, ("train.batch_size", "-1")),
     _params_case("data.sampling_rate: 250", {"data.sampling_rate": 250},
-                 r"data\.sampling_rate = 250 is not one of 100, 500"),
+                 ("data.sampling_rate", "100, 500")),
     _params_case("ecg.encoder that does not exist", {"ecg.encoder": "resnet9000"},
-                 r"ecg\.encoder = 'resnet9000' is not one of cnn1d, xresnet1d"),
+                 ("ecg.encoder", "'resnet9000'", "cnn1d, xresnet1d")),
     _params_case("train.loss that does not exist", {"train.loss": "mse"},
-                 r"train\.loss = 'mse' is not one of cosine, infonce, cosine\+infonce"),
+                 ("train.loss", "'mse'", "cosine, infonce, cosine+infonce")),
     _params_case("train.lr: .nan", _yaml_text(lambda t: re.sub(r"(?m)^  lr: .*$", "  lr: .nan", t)),
-                 r"train\.lr = nan is not a finite number"),
+                 ("train.lr", "nan")),
     _params_case("split folds overlap", {"split.val_folds": [8]},
-                 r"split\.train_folds and split\.val_folds share fold\(s\) \[8\]"),
+                 ("split.train_folds", "split.val_folds", "[8]")),
     _params_case("params.yaml not valid YAML", _yaml_text(lambda t: t.replace("  epochs: 3", "  epochs: [3")),
-                 r"params\.yaml line \d+, column \d+: not valid YAML"),
+                 ("params.yaml line ", "not valid YAML")),
     _params_case("params.yaml missing", lambda ws: (ws / "params.yaml").unlink(),
-                 r"params\.yaml not found: run the stages from the repository root"),
+                 "params.yaml not found"),
     Case("a test fold that has no records", "params", _empty_fold(10), _stage(build_reports), DataError,
-         r"split\.test_folds=\[10\]: no record of the dataset is in these folds \(folds present: \[1, 2, 3, 4, 5, "
-         r"6, 7, 8, 9\]\)", absent=("data/reports.jsonl", "metrics/reports.json")),
+         "split.test_folds=[10]", absent=("data/reports.jsonl", "metrics/reports.json")),
 ]
 
 
@@ -615,19 +615,18 @@ def _tiny_model():
 
 CASES += [
     Case("disk full while writing reports.jsonl (previous file kept)", "disk", _full_disk_reports,
-         _stage(build_reports), OSError, r"No space left on device while writing data/reports\.jsonl: nothing was "
-         r"written under that name", check=_previous_kept, stage="reports"),
+         _stage(build_reports), OSError, ("No space left on device", "data/reports.jsonl"), check=_previous_kept, stage="reports"),
     Case("disk full while writing an .npy (numpy.save)", "disk", lambda ws: ws.patch(np, "save", _half_then_enospc(
         np.save)), lambda ws: atomic.save_npy("data/text/record_embeddings.npy", np.ones((40, 16), np.float32)),
-         OSError, r"No space left on device while writing data/text/record_embeddings\.npy",
+         OSError, ("No space left on device", "data/text/record_embeddings.npy"),
          absent=("data/text/record_embeddings.npy",), stage="params"),
     Case("disk full before the signals array", "disk", lambda ws: ws.patch(os, "posix_fallocate", _no_fallocate),
-         _stage(extract_signals), OSError, r"No space left on device while writing data/signals",
+         _stage(extract_signals), OSError, ("No space left on device", "data/signals"),
          absent=("data/signals",), stage="reports"),
     Case("disk full while writing a checkpoint", "disk",
          lambda ws: ws.patch(Path, "write_bytes", _write_half_then_enospc),
          lambda ws: models.save_checkpoint("data/model/model.pt", _tiny_model()), OSError,
-         r"No space left on device while writing data/model/model\.pt", absent=("data/model/model.pt",),
+         ("No space left on device", "data/model/model.pt"), absent=("data/model/model.pt",),
          stage="params"),
 ]
 
@@ -651,18 +650,16 @@ def _local_mini(rate):
 
 CASES += [
     Case("data.path without tables", "local", _local("empty"), _stage(download_data), DataError,
-         r"data\.path=.*/empty: .* holds no ptbxl_database\.csv and no scp_statements\.csv; point data\.path at a "
-         r"PTB-XL folder", absent=("data/raw",), stage="params"),
+         ("data.path=", "/empty", ptbxl.DATABASE, ptbxl.STATEMENTS), absent=("data/raw",), stage="params"),
     Case("data.path with ptbxl_database.csv only", "local", _local("half", tables=(ptbxl.DATABASE,)),
-         _stage(download_data), DataError, r"holds no scp_statements\.csv;", absent=("data/raw",), stage="params",
+         _stage(download_data), DataError, ("data.path=", ptbxl.STATEMENTS), absent=("data/raw",), stage="params",
          needs_mini=True),
     Case("data.path that does not exist", "local",
          lambda ws: ws.set_params(**{"data.source": "local", "data.path": "../no/such/ptbxl"}), _stage(download_data),
-         DataError, r"data\.path=\.\./no/such/ptbxl: .* holds no ptbxl_database\.csv", absent=("data/raw",),
+         DataError, ("data.path=../no/such/ptbxl", ptbxl.DATABASE), absent=("data/raw",),
          stage="params"),
     Case("500 Hz on ptbxl-mini (only ecg_id 1-100 have 500 Hz files)", "local", _local_mini(500),
-         _stage(download_data), DataError, r"900 of 1000 records at 500 Hz lack their \.hea/\.dat files, first: "
-         r"records500/00000/00101_hr, records500/00000/00102_hr, .*records500/00000/00110_hr$",
+         _stage(download_data), DataError, ("900 of 1000 records", "records500/00000/00101_hr"),
          absent=("data/raw",), stage="params", needs_mini=True),
 ]
 
@@ -823,28 +820,25 @@ def _resumed_same(ws, result):
 
 CASES += [
     Case("model.pt is random bytes", "training", lambda ws: _write_model_pt(ws, lambda b: np.random.default_rng(0).bytes(len(b))),
-         _stage(embed_ecg), CheckpointError, r"data/model/model\.pt: not a readable checkpoint",
+         _stage(embed_ecg), CheckpointError, "data/model/model.pt",
          absent=("data/ecg_embeddings",), stage="signals"),
     Case("model.pt truncated", "training", lambda ws: _write_model_pt(ws, lambda b: b[:len(b) // 2]),
-         _stage(embed_ecg), CheckpointError, r"data/model/model\.pt: not a readable checkpoint",
+         _stage(embed_ecg), CheckpointError, "data/model/model.pt",
          absent=("data/ecg_embeddings",), stage="signals"),
     Case("checkpoint from another encoder", "training", lambda ws: _write_model_pt(ws, encoder="xresnet1d"),
-         _stage(embed_ecg), CheckpointError, r"checkpoint holds a 'xresnet1d' encoder, but ecg\.encoder = 'cnn1d'; "
-         r"retrain \(dvc repro train\) or set ecg\.encoder=xresnet1d", absent=("data/ecg_embeddings",),
+         _stage(embed_ecg), CheckpointError, ("'xresnet1d'", "ecg.encoder"), absent=("data/ecg_embeddings",),
          stage="signals"),
     Case("text model folder that does not load", "training", _garbage_model_folder, _stage(embed_text),
-         TextModelError, r"text\.model='models/broken-bert': models/broken-bert is not a loadable transformers "
-         r"model", absent=("data/text",), stage="reports"),
+         TextModelError, "text.model='models/broken-bert'", absent=("data/text",), stage="reports"),
     Case("text model path that does not exist", "training",
          lambda ws: ws.set_params(**{"text.model": "/no/such/model"}), _stage(embed_text), TextModelError,
-         r"text\.model='/no/such/model': no such folder", absent=("data/text",), stage="reports"),
+         "text.model='/no/such/model'", absent=("data/text",), stage="reports"),
     Case("text embeddings not row-aligned with the reports", "training", _text_rows(N_RECORDS - 1),
-         _stage(train_alignment), ValueError, rf"data/text/record_embeddings\.npy has {N_RECORDS - 1} rows but "
-         rf"data/reports\.jsonl has {N_RECORDS} records", absent=("data/model", "data/train_state"), stage="signals"),
+         _stage(train_alignment), ValueError, ("data/text/record_embeddings.npy", "data/reports.jsonl"), absent=("data/model", "data/train_state"), stage="signals"),
     Case("corrupt resume state (last.pt) is ignored: a fresh start", "training", _corrupt_resume_state,
          _train_after_corrupt_state, None, check=_fresh_start_same_weights, stage="signals"),
     Case("NaN in the text embeddings", "training", _nan_text, _stage(train_alignment), ValueError,
-         r"record_embeddings\.npy.*non-finite.*row 4", absent=("data/model",), stage="signals"),
+         ("data/text/record_embeddings.npy", "row 4"), absent=("data/model",), stage="signals"),
 ]
 
 SLOW = [

@@ -53,3 +53,22 @@ def test_missing_key_and_missing_file(tmp_path):
         validate(raw)
     with pytest.raises(ParamsError, match="not found: run the stages from the repository root"):
         load(tmp_path / "params.yaml")
+
+
+def test_duplicate_key_names_the_key_and_both_lines(tmp_path):
+    text = (REPO / "params.yaml").read_text()
+    lines = text.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("  lr: ")) + 1
+    (tmp_path / "params.yaml").write_text(text.replace("\n  lr: ", "\n  lr: 0.5\n  lr: ", 1))
+    with pytest.raises(ParamsError) as e:
+        load(tmp_path / "params.yaml")
+    assert f"line {first + 1}, column 3" in str(e.value)
+    assert f"duplicate key 'lr' (first on line {first})" in str(e.value)
+
+
+def test_params_are_frozen_dataclasses_with_attribute_access():
+    import dataclasses
+    p = load(REPO / "params.yaml")
+    assert p.train.lr == BASE["train"]["lr"] and vars(p.train) == BASE["train"]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        p.train.lr = 1.0

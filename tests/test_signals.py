@@ -123,6 +123,28 @@ def test_bad_record_is_an_error_naming_it(five, tmp_path, case):
                 chunk_size=2, progress=False)
     assert message in str(e.value)
     assert not out.exists() and list(out.parent.iterdir()) == []  # no signals.npy, no temp folder left
+    if case == "fs 250":   # read by a worker process: the error arrives as itself, no worker traceback chained
+        assert type(e.value) is SignalError and e.value.__cause__ is None and e.value.__suppress_context__
+
+
+def test_a_dead_worker_is_an_error_not_a_hang(five, tmp_path, monkeypatch):
+    """A reader process killed mid-record (SIGKILL, the OOM killer) fails the stage naming its rows."""
+    import os
+    import signal
+
+    from ecgalign import signals
+    root, rows, bad = five
+    real = signals.read_record
+
+    def read(root_, record, sampling_rate, ecg_id=None):
+        if ecg_id == bad["ecg_id"]:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(root_, record, sampling_rate, ecg_id)
+    monkeypatch.setattr(signals, "read_record", read)   # the workers are forked: they see the patch
+    out = tmp_path / "signals"
+    with pytest.raises(SignalError, match=rf"a reader process died .* while reading ecg_id {bad['ecg_id']}-"):
+        extract(rows, root, 100, list(range(1, 11)), out, workers=2, chunk_size=1, progress=False)
+    assert not out.exists()
 
 
 def test_failed_run_keeps_the_previous_output(five, tmp_path):

@@ -3,7 +3,7 @@ never leaves a half-written artifact under the final name.
 
 Temporary names are `.<name>.<pid>.<random>`: an error or Ctrl-C removes them at once; what a SIGKILLed (or
 OOM-killed) process left behind is removed by the next write of the same artifact, once that pid is gone. A full
-disk raises OSError(ENOSPC) naming the artifact.
+disk raises DiskFullError (an OSError(ENOSPC)) naming the artifact.
 """
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from .errors import DiskFullError
 
 
 def _alive(pid: int) -> bool:
@@ -43,8 +45,8 @@ def _remove_stale(path: Path) -> None:
 def _reraise(e: BaseException, path: Path):
     """A full disk names the artifact; anything else propagates unchanged."""
     if isinstance(e, OSError) and e.errno == errno.ENOSPC:
-        raise OSError(errno.ENOSPC, f"No space left on device while writing {path}: nothing was written under "
-                                    f"that name; free some space and rerun") from e
+        raise DiskFullError(errno.ENOSPC, f"No space left on device while writing {path}: nothing was written "
+                                          f"under that name; free some space and rerun") from e
     raise e
 
 

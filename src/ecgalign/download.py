@@ -26,6 +26,8 @@ import requests
 import urllib3
 from tqdm import tqdm
 
+from .errors import DownloadError
+
 SUMS = "SHA256SUMS.txt"
 TABLES = ("ptbxl_database.csv", "scp_statements.csv")
 STATE = ".verified.json"    # {relative path: [size, mtime_ns, sha256]} of files already verified
@@ -35,10 +37,6 @@ CHUNK = 1 << 16
 SAVE_EVERY = 30.0           # seconds between saves of the state file during a long download
 OFFLINE_HINT = ("data.source=physionet needs network access; on an offline machine set data.source=local with "
                 "data.path pointing to a PTB-XL copy, or use data.source=synthetic")
-
-
-class DownloadError(RuntimeError):
-    """The release could not be fetched or verified; the message names the URL or the files and what to do."""
 
 
 class _Unreachable(Exception):

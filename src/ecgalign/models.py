@@ -20,11 +20,13 @@ import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .errors import ProjectError
+
 ENCODERS = ("cnn1d", "xresnet1d")
 MAX_LOGIT_SCALE = math.log(100.0)  # CLIP: 1/temperature is clamped at 100
 
 
-class CheckpointError(ValueError):
+class CheckpointError(ProjectError, ValueError):
     """A model checkpoint that cannot be used; the message names the file."""
 
 

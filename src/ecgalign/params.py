@@ -1,154 +1,233 @@
 """Load and validate params.yaml once, up front, so that every stage fails before doing any work.
 
-Each entry of SCHEMA is (type, check): `check` is a tuple of allowed values, a (low, high) range for numbers
-(inclusive; None for open), or None. Unknown keys, wrong types and impossible values raise ParamsError with the
-dotted key and, for unknown keys, the valid ones.
+Each section of params.yaml is one frozen dataclass below; `load()` returns them as `Params` (`p.train.lr`). A field's
+annotation is its type: `str`, `int`, `bool`, `float` (an int or a float), `Literal[...]` (one of these values; the
+choices of train.loss and ecg.encoder come from the modules that own them, ecgalign.losses and ecgalign.models) or
+`list[Fold]` (strat_folds). A number's allowed range is the field's metadata, written `between(low, high)` (inclusive;
+None for open). Unknown keys, missing keys, wrong types, impossible values and duplicate YAML keys raise ParamsError
+naming the dotted key (or the line).
+
+Adding a parameter is one field here plus its value in params.yaml. An old SCHEMA line converts as
+    "name": (str, None)                    ->  name: str
+    "name": (bool, None)                   ->  name: bool
+    "name": (int, (1, 64))                 ->  name: int = between(1, 64)
+    "name": ((int, float), (0.0, None))    ->  name: float = between(0.0, None)
+    "name": (str, ("a", "b"))              ->  name: Literal["a", "b"]
+    "name": (list, FOLDS)                  ->  name: list[Fold]
+A whole new section is one more dataclass and one more field of `Params`.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
+from typing import Literal, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
+from .artifacts import PARAMS
+from .errors import ParamsError
+from .losses import LOSSES
+from .models import ENCODERS
+
 FOLDS = tuple(range(1, 11))
-
-SCHEMA = {
-    "data": {
-        "source": (str, ("synthetic", "local", "physionet")),
-        "path": (str, None),
-        "version": (str, None),
-        "base_url": (str, None),
-        "download_dir": (str, None),
-        "download_workers": (int, (1, 64)),
-        "timeout": ((int, float), (0.1, 600)),
-        "sampling_rate": (int, (100, 500)),
-        "synthetic_records": (int, (20, 1_000_000)),
-        "seed": (int, (0, None)),
-    },
-    "split": {
-        "train_folds": (list, FOLDS),
-        "val_folds": (list, FOLDS),
-        "test_folds": (list, FOLDS),
-    },
-    "reports": {"on_error": (str, ("raise", "skip"))},
-    "text": {
-        "model": (str, None),
-        "template": (str, None),
-        "pooling": (str, ("mean", "cls")),
-        "zero_likelihood": (str, ("keep", "drop")),
-        "keep_weight": ((int, float), (0.0, 100.0)),
-        "batch_size": (int, (1, 4096)),
-        "max_length": (int, (8, 512)),
-        "device": (str, ("auto", "cpu", "cuda")),
-    },
-    "ecg": {
-        "encoder": (str, ("cnn1d", "xresnet1d")),
-        "embed_dim": (int, (8, 4096)),
-    },
-    "train": {
-        "loss": (str, ("cosine", "infonce", "cosine+infonce")),
-        "temperature": ((int, float), (1e-4, 10.0)),
-        "learn_temperature": (bool, None),
-        "proj_dim": (int, (2, 4096)),
-        "epochs": (int, (1, 10_000)),
-        "batch_size": (int, (2, 65_536)),
-        "lr": ((int, float), (1e-8, 10.0)),
-        "weight_decay": ((int, float), (0.0, 10.0)),
-        "warmup_epochs": ((int, float), (0, 10_000)),
-        "seed": (int, (0, None)),
-        "device": (str, ("auto", "cpu", "cuda")),
-        "num_workers": (int, (0, 64)),
-        "threads": (int, (0, 1024)),
-    },
-    "evaluate": {
-        "seed": (int, (0, None)),
-        "probe_c": ((int, float), (1e-6, 1e6)),
-        "map_points": (int, (10, 1_000_000)),
-    },
-}
+Fold = Literal[FOLDS]
+Device = Literal["auto", "cpu", "cuda"]
 
 
-class ParamsError(ValueError):
-    """A params.yaml value that no stage can run with."""
+def between(low: float | None, high: float | None):
+    """A field whose number must lie in [low, high] (None: open on that side)."""
+    return field(metadata={"range": (low, high)})
 
 
-def _check(key: str, value, typ, check):
-    types = typ if isinstance(typ, tuple) else (typ,)
+@dataclass(frozen=True)
+class Data:
+    source: Literal["synthetic", "local", "physionet"]
+    path: str
+    version: str
+    base_url: str
+    download_dir: str
+    download_workers: int = between(1, 64)
+    timeout: float = between(0.1, 600)
+    sampling_rate: Literal[100, 500]
+    synthetic_records: int = between(20, 1_000_000)
+    seed: int = between(0, None)
+
+
+@dataclass(frozen=True)
+class Split:
+    train_folds: list[Fold]
+    val_folds: list[Fold]
+    test_folds: list[Fold]
+
+    def __post_init__(self):
+        for a, b in (("train_folds", "val_folds"), ("train_folds", "test_folds"), ("val_folds", "test_folds")):
+            common = sorted(set(getattr(self, a)) & set(getattr(self, b)))
+            if common:
+                raise ParamsError(f"params.yaml: split.{a} and split.{b} share fold(s) {common}")
+
+
+@dataclass(frozen=True)
+class Reports:
+    on_error: Literal["raise", "skip"]
+
+
+@dataclass(frozen=True)
+class Text:
+    model: str
+    template: str
+    pooling: Literal["mean", "cls"]
+    zero_likelihood: Literal["keep", "drop"]
+    keep_weight: float = between(0.0, 100.0)
+    batch_size: int = between(1, 4096)
+    max_length: int = between(8, 512)
+    device: Device
+
+
+@dataclass(frozen=True)
+class Ecg:
+    encoder: Literal[ENCODERS]
+    embed_dim: int = between(8, 4096)
+
+
+@dataclass(frozen=True)
+class Train:
+    loss: Literal[LOSSES]
+    temperature: float = between(1e-4, 10.0)
+    learn_temperature: bool
+    proj_dim: int = between(2, 4096)
+    epochs: int = between(1, 10_000)
+    batch_size: int = between(2, 65_536)
+    lr: float = between(1e-8, 10.0)
+    weight_decay: float = between(0.0, 10.0)
+    warmup_epochs: float = between(0, 10_000)
+    seed: int = between(0, None)
+    device: Device
+    num_workers: int = between(0, 64)
+    threads: int = between(0, 1024)
+
+
+@dataclass(frozen=True)
+class Evaluate:
+    seed: int = between(0, None)
+    probe_c: float = between(1e-6, 1e6)
+    map_points: int = between(10, 1_000_000)
+
+
+@dataclass(frozen=True)
+class Params:
+    """params.yaml: one field per section."""
+    data: Data
+    split: Split
+    reports: Reports
+    text: Text
+    ecg: Ecg
+    train: Train
+    evaluate: Evaluate
+
+
+def _types(hint) -> tuple[type, ...]:
+    """The Python types a YAML value may have for this annotation (float admits int, as YAML writes 1 for 1.0)."""
+    if get_origin(hint) is Literal:
+        return tuple(dict.fromkeys(type(v) for v in get_args(hint)))
+    if get_origin(hint) is list:
+        return (list,)
+    if get_origin(hint) is Union:
+        return tuple(t for h in get_args(hint) for t in _types(h))
+    return (int, float) if hint is float else (hint,)
+
+
+def _check(key: str, value, hint, f: dataclasses.Field) -> None:
+    types = _types(hint)
     # bool is an int in Python: refuse True where a number is meant, and 1 where a bool is meant
     if isinstance(value, bool) != (bool in types) or not isinstance(value, types):
         names = " or ".join(t.__name__ for t in types)
-        hint = ""
+        hint_ = ""
         if isinstance(value, str) and float in types and re.fullmatch(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+", value):
-            hint = f"; YAML reads {value} as text: write it with a dot and a signed exponent, e.g. 1.0e-3, or as 0.001"
-        raise ParamsError(f"params.yaml: {key} must be {names}, got {value!r} ({type(value).__name__}){hint}")
+            hint_ = (f"; YAML reads {value} as text: write it with a dot and a signed exponent, e.g. 1.0e-3, "
+                     f"or as 0.001")
+        raise ParamsError(f"params.yaml: {key} must be {names}, got {value!r} ({type(value).__name__}){hint_}")
     if isinstance(value, float) and not math.isfinite(value):
         raise ParamsError(f"params.yaml: {key} = {value!r} is not a finite number")
-    if typ is list:
+    if get_origin(hint) is list:
         if not value:
             raise ParamsError(f"params.yaml: {key} must name at least one fold")
-        bad = [v for v in value if isinstance(v, bool) or v not in check]
+        allowed = get_args(get_args(hint)[0])
+        bad = [v for v in value if isinstance(v, bool) or v not in allowed]
         if bad:
             raise ParamsError(f"params.yaml: {key} has {bad}; strat_fold values are 1-10")
-        return
-    if isinstance(check, tuple) and len(check) == 2 and all(c is None or isinstance(c, (int, float)) for c in check) \
-            and not isinstance(value, str):
-        low, high = check
+    elif get_origin(hint) is Literal:
+        if value not in get_args(hint):
+            raise ParamsError(f"params.yaml: {key} = {value!r} is not one of {', '.join(map(str, get_args(hint)))}")
+    elif "range" in f.metadata:
+        low, high = f.metadata["range"]
         if (low is not None and value < low) or (high is not None and value > high):
             raise ParamsError(f"params.yaml: {key} = {value!r} is outside [{low}, {high}]")
-    elif check is not None and value not in check:
-        raise ParamsError(f"params.yaml: {key} = {value!r} is not one of {', '.join(map(str, check))}")
+
+
+def _section(cls, name: str, values) -> object:
+    """One section of params.yaml as its dataclass, every field checked."""
+    if not isinstance(values, dict):
+        raise ParamsError(f"params.yaml: section '{name}' is missing or not a mapping")
+    fields = dataclasses.fields(cls)
+    unknown = sorted(set(values) - {f.name for f in fields})
+    if unknown:
+        raise ParamsError(f"params.yaml: unknown key(s) {', '.join(f'{name}.{k}' for k in unknown)}; "
+                          f"valid keys in '{name}': {', '.join(f.name for f in fields)}")
+    hints = get_type_hints(cls)
+    for f in fields:
+        if f.name not in values:
+            raise ParamsError(f"params.yaml: {name}.{f.name} is missing")
+        _check(f"{name}.{f.name}", values[f.name], hints[f.name], f)
+    return cls(**values)
+
+
+def parse(raw) -> Params:
+    """A params dict (params.yaml as YAML reads it) as Params, or ParamsError naming the key."""
+    if not isinstance(raw, dict):
+        raise ParamsError("params.yaml must be a mapping of sections")
+    sections = get_type_hints(Params)
+    unknown = sorted(set(raw) - set(sections))
+    if unknown:
+        raise ParamsError(f"params.yaml: unknown section(s) {unknown}; valid sections: {', '.join(sections)}")
+    return Params(**{name: _section(cls, name, raw.get(name)) for name, cls in sections.items()})
 
 
 def validate(raw: dict) -> dict:
-    """Check a params dict against SCHEMA; returns it unchanged or raises ParamsError."""
-    if not isinstance(raw, dict):
-        raise ParamsError("params.yaml must be a mapping of sections")
-    unknown = sorted(set(raw) - set(SCHEMA))
-    if unknown:
-        raise ParamsError(f"params.yaml: unknown section(s) {unknown}; valid sections: {', '.join(SCHEMA)}")
-    for section, fields in SCHEMA.items():
-        values = raw.get(section)
-        if not isinstance(values, dict):
-            raise ParamsError(f"params.yaml: section '{section}' is missing or not a mapping")
-        unknown = sorted(set(values) - set(fields))
-        if unknown:
-            raise ParamsError(f"params.yaml: unknown key(s) {', '.join(f'{section}.{k}' for k in unknown)}; "
-                              f"valid keys in '{section}': {', '.join(fields)}")
-        for key, (typ, check) in fields.items():
-            if key not in values:
-                raise ParamsError(f"params.yaml: {section}.{key} is missing")
-            _check(f"{section}.{key}", values[key], typ, check)
-    if raw["data"]["sampling_rate"] not in (100, 500):
-        raise ParamsError(f"params.yaml: data.sampling_rate = {raw['data']['sampling_rate']} is not one of 100, 500")
-    split = raw["split"]
-    for a, b in (("train_folds", "val_folds"), ("train_folds", "test_folds"), ("val_folds", "test_folds")):
-        common = sorted(set(split[a]) & set(split[b]))
-        if common:
-            raise ParamsError(f"params.yaml: split.{a} and split.{b} share fold(s) {common}")
+    """Check a params dict; returns it unchanged or raises ParamsError."""
+    parse(raw)
     return raw
 
 
-def _namespace(obj):
-    if isinstance(obj, dict):
-        return SimpleNamespace(**{k: _namespace(v) for k, v in obj.items()})
-    return obj
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, but a key given twice in one mapping is an error (YAML itself keeps the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        first = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, (str, int, float, bool)) and key in first:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first on line {first[key] + 1}): remove one of them",
+                    key_node.start_mark)
+            first.setdefault(key, key_node.start_mark.line)
+        return super().construct_mapping(node, deep=deep)
 
 
-def load(path: str | Path = "params.yaml") -> SimpleNamespace:
-    """params.yaml, validated, as nested attribute namespaces: `p.train.lr`."""
+def load(path: str | Path = PARAMS) -> Params:
+    """params.yaml, validated, as one frozen dataclass per section: `p.train.lr`."""
     path = Path(path)
     if not path.exists():
         raise ParamsError(f"{path} not found: run the stages from the repository root")
     try:
         with open(path, encoding="utf-8") as f:
-            raw = yaml.safe_load(f)
+            raw = yaml.load(f, Loader=_UniqueKeyLoader)
     except UnicodeDecodeError as e:
         raise ParamsError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ParamsError(f"{path}{where}: not valid YAML ({getattr(e, 'problem', None) or e})") from None
-    return _namespace(validate(raw))
+    return parse(raw)

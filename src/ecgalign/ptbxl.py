@@ -17,6 +17,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from .artifacts import RAW
+from .errors import DataError
+
 DATABASE = "ptbxl_database.csv"
 STATEMENTS = "scp_statements.csv"
 MANIFEST = "dataset.json"
@@ -26,10 +29,6 @@ DATABASE_COLUMNS = ("ecg_id", "scp_codes", "strat_fold", "filename_lr", "filenam
 STATEMENT_COLUMNS = ("Statement Category", "SCP-ECG Statement Description", "diagnostic", "form", "rhythm",
                      "diagnostic_class")
 SUPERCLASSES = ("NORM", "MI", "STTC", "CD", "HYP")
-
-
-class DataError(ValueError):
-    """The dataset on disk is not a usable PTB-XL layout; the message names the file, record and field."""
 
 
 def filename_column(sampling_rate: int) -> str:
@@ -135,7 +134,7 @@ def write_manifest(raw_dir: str | Path, **fields) -> None:
     write_json(Path(raw_dir) / MANIFEST, fields)
 
 
-def records_root(raw_dir: str | Path = "data/raw") -> Path:
+def records_root(raw_dir: str | Path = RAW) -> Path:
     """Where the WFDB records of data/raw's dataset live (data/raw itself, or a local/downloaded PTB-XL folder)."""
     path = Path(raw_dir) / MANIFEST
     if not path.exists():

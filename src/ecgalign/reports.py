@@ -16,12 +16,10 @@ from pathlib import Path
 import pandas as pd
 
 from .atomic import atomic_path
+from .artifacts import load_reports as read_reports  # noqa: F401 (re-export: the reader of data/reports.jsonl)
+from .errors import ReportError
 
 LINE = "{category}: {description}, Confidence score: {likelihood}"
-
-
-class ReportError(ValueError):
-    """A record's scp_codes cannot be turned into a report; the message names the ecg_id."""
 
 
 def parse_scp_codes(text, ecg_id) -> dict[str, float]:
@@ -100,18 +98,3 @@ def write_reports(path: str | Path, records: list[dict]) -> None:
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         for r in records:
             f.write(json.dumps(r, ensure_ascii=False) + "\n")
-
-
-def read_reports(path: str | Path = "data/reports.jsonl") -> list[dict]:
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path} not found: run the reports stage first (dvc repro reports)")
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            try:
-                rows.append(json.loads(line))
-            except ValueError as e:
-                raise ReportError(f"{path} line {n}: not a JSON object ({e}); the file is damaged: "
-                                  f"rerun the reports stage (dvc repro -f reports)") from None
-    return rows

