@@ -4,7 +4,9 @@ VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha256sum requirements.txt | cut -c1-12)
 
-.PHONY: venv repro test bench clean
+.PHONY: venv repro test bench grid results clean
+
+GRID_JOBS ?= 1
 
 venv: $(STAMP)
 
@@ -22,6 +24,12 @@ test: $(STAMP)  ## the test suite (offline)
 
 bench: $(STAMP)  ## every benchmark in bench/ and the fault matrix, printing their figures
 	for f in bench/*.py; do echo "== $$f"; PATH="$(BIN):$$PATH" $(BIN)/python $$f || exit 1; done
+
+grid: $(STAMP)  ## every missing experiment of experiments.yaml through DVC's queue (GRID_JOBS=N workers), then results
+	PATH="$(BIN):$$PATH" HF_HUB_OFFLINE=1 $(BIN)/python src/run_grid.py -j $(GRID_JOBS)
+
+results: $(STAMP)  ## README's results block from experiments.yaml + results/grid.json (runs nothing)
+	$(BIN)/python src/results_table.py
 
 clean:
 	rm -rf $(VENV)

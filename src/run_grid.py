@@ -27,6 +27,7 @@ def main(argv=None) -> int:
     ap.add_argument("-j", "--jobs", type=int, default=1, help="queue workers (experiments run in parallel)")
     ap.add_argument("--only", help="glob on experiment names, e.g. 'syn-*' or '*-s0'")
     ap.add_argument("--shard", help="i/k: run every k-th experiment of the grid, starting at the i-th (0-based)")
+    ap.add_argument("--poll", type=float, default=10.0, help="seconds between two `dvc queue status`")
     ap.add_argument("--dry-run", action="store_true")
     ap.add_argument("--no-results", action="store_true", help="do not refresh results/grid.json and the README")
     args = ap.parse_args(argv)
@@ -39,8 +40,8 @@ def main(argv=None) -> int:
             for name, _, _, overrides in grid.experiments():
                 print(name, " ".join(g.set_args(overrides)))
             return 0
-        g.run_grid(grid, ROOT, jobs=args.jobs, only=args.only, shard=shard)
-        status, _ = g.queue_status(ROOT)
+        g.run_grid(grid, ROOT, jobs=args.jobs, only=args.only, shard=shard, poll=args.poll)
+        status = g.states(g.queue_status(ROOT)[0])
         failed = sorted(n for n, _, _, _ in grid.experiments() if status.get(n) == "Failed")
     except g.GridError as e:
         print(f"error: {e}", file=sys.stderr)

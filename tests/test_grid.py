@@ -113,17 +113,27 @@ def test_render_shows_every_configuration_and_claim(grid):
         g.replace_block("no markers", block)
 
 
-def test_plan_skips_finished_experiments_of_the_same_code_and_requeues_failed_ones(grid):
-    def entry(state, baseline="head"):
-        return {"baseline": baseline, "state": state, "rev": "r", "data": {}}
-    found = {"a-s0": [entry("success")], "a-s1": [entry("success", baseline="old-code")],
-             "a-s2": [entry("queued")], "b-s0": [entry("running")], "b-s1": [entry("failed")]}
+def test_plan_skips_finished_experiments_of_the_same_code_and_params_and_requeues_the_others(grid):
+    def entry(state, baseline="head", seed=0, loss="infonce"):
+        params = {"train": {"loss": loss, "seed": seed}}
+        return {"baseline": baseline, "state": state, "rev": "r",
+                "data": {"params": {"params.yaml": {"data": params}}}}
+    found = {"a-s0": [entry("success")], "a-s1": [entry("success", baseline="old-code", seed=1)],
+             "a-s2": [entry("queued", seed=2)], "b-s0": [entry("running", loss="cosine")],
+             "b-s1": [entry("failed", seed=1, loss="cosine")],
+             "b-s2": [entry("success", seed=2, loss="infonce")]}   # config b was edited since: run again
     p = g.plan(grid, found, is_current=lambda b: b == "head")
     assert list(p.done) == ["a-s0"]
-    assert p.pending == ["a-s2", "b-s0"] and p.failed == ["b-s1"]
+    assert p.pending == ["a-s2", "b-s0"] and p.failed == ["b-s1"] and p.stale == ["b-s2"]
     assert [n for n, _ in p.missing] == ["a-s1", "b-s1", "b-s2", "c-s0", "c-s1", "c-s2"]
     assert [n for n, _ in g.plan(grid, found, lambda b: True, only="c-*").missing] == ["c-s0", "c-s1", "c-s2"]
     assert [n for n, _ in g.plan(grid, {}, lambda b: True, shard=(1, 4)).missing] == ["a-s1", "b-s2"]
+
+
+def test_queue_status_name_shows_its_most_telling_task():
+    tasks = [("b994d52", "a-s0", "Queued"), ("f5bafd5", "a-s0", "Success"), ("9faccfe", "a-s1", "Success"),
+             ("1111111", "a-s2", "Success"), ("2222222", "a-s2", "Failed")]
+    assert g.states(tasks) == {"a-s0": "Queued", "a-s1": "Success", "a-s2": "Failed"}
 
 
 def test_exp_show_json_is_read_into_states():
@@ -176,7 +186,8 @@ def test_a_small_grid_runs_through_the_dvc_queue_and_a_rerun_skips_it(tmp_path, 
     for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "config", "core.analytics", "false"],
                 ["git", "add", "-A"], ["git", "commit", "-qm", "init"]):
         run(cmd, root, env)
-    out = run([sys.executable, "src/run_grid.py"], root, env)
+    grid_cmd = [sys.executable, "src/run_grid.py", "--poll", "2"]
+    out = run(grid_cmd, root, env)
     assert "0 done, 0 already queued, 2 to queue" in out and "2/2 finished" in out
     results = json.loads((root / "results/grid.json").read_text())
     assert [(e["name"], e["params"]["train.seed"], e["params"]["train.loss"]) for e in results["experiments"]] == [
@@ -187,5 +198,5 @@ def test_a_small_grid_runs_through_the_dvc_queue_and_a_rerun_skips_it(tmp_path, 
     # committing the results does not change the pipeline code: a re-run finds both experiments and queues nothing
     run(["git", "add", "-A"], root, env)
     run(["git", "commit", "-qm", "results"], root, env)
-    assert "2 done, 0 already queued, 0 to queue" in run([sys.executable, "src/run_grid.py"], root, env)
+    assert "2 done, 0 already queued, 0 to queue" in run(grid_cmd, root, env)
     assert json.loads((root / "results/grid.json").read_text()) == results

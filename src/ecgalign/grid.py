@@ -181,19 +181,27 @@ class Plan:
     pending: list[str]               # queued or running already: only waited for
     failed: list[str]                # failed before: removed from the queue and queued again
     missing: list[tuple[str, dict]]  # (name, overrides) to queue
+    stale: list[str] = field(default_factory=list)  # finished, but with other params: queued again with -f
+
+
+def params_match(data: dict, overrides: dict) -> bool:
+    """Whether an experiment ran with these overrides (a configuration edited in the grid file runs again)."""
+    params = flatten((data.get("params") or {}).get("params.yaml", {}).get("data", {}))
+    return all(k in params and params[k] == v for k, v in overrides.items())
 
 
 def plan(grid: Grid, found: dict[str, list[dict]], is_current, only: str | None = None,
          shard: tuple[int, int] | None = None) -> Plan:
-    """Sort every experiment of the grid into done / pending / failed / missing. `is_current(baseline)` says whether
-    a baseline commit has HEAD's pipeline code; `only` (a glob on the name) and `shard` (i, k: every k-th
-    experiment from the i-th) select part of the grid."""
+    """Sort every experiment of the grid into done / pending / failed / stale / missing. `is_current(baseline)`
+    says whether a baseline commit has HEAD's pipeline code; `only` (a glob on the name) and `shard` (i, k: every
+    k-th experiment from the i-th) select part of the grid."""
     p = Plan({}, [], [], [])
     for i, (name, _, _, overrides) in enumerate(grid.experiments()):
         if (only and not fnmatch.fnmatch(name, only)) or (shard and i % shard[1] != shard[0]):
             continue
         entries = found.get(name, [])
-        done = [e for e in entries if e["state"] == "success" and is_current(e["baseline"])]
+        finished = [e for e in entries if e["state"] == "success" and is_current(e["baseline"])]
+        done = [e for e in finished if params_match(e["data"], overrides)]
         if done:  # the newest, if the same name finished on several baselines with the same code
             p.done[name] = max(done, key=lambda e: str(e["data"].get("timestamp") or ""))
         elif any(e["state"] in ("queued", "running") for e in entries):
@@ -201,6 +209,8 @@ def plan(grid: Grid, found: dict[str, list[dict]], is_current, only: str | None 
         else:
             if any(e["state"] == "failed" for e in entries):
                 p.failed.append(name)
+            if finished:
+                p.stale.append(name)
             p.missing.append((name, overrides))
     return p
 
@@ -215,16 +225,27 @@ def set_args(overrides: dict) -> list[str]:
     return args
 
 
-def queue_status(root: Path) -> tuple[dict[str, str], int]:
-    """Name -> status (Queued, Running, Success, Failed) and the number of live workers, from `dvc queue status`."""
+def queue_status(root: Path) -> tuple[list[tuple[str, str, str]], int]:
+    """[(task id, name, status)] (status: Queued, Running, Success, Failed) and the number of live workers, from
+    `dvc queue status`. One name can have several tasks (an old success and a new run)."""
     out = run(["dvc", "queue", "status"], root).stdout
-    status = {}
+    tasks = []
     for line in out.splitlines():
         parts = line.split()
         if len(parts) >= 4 and parts[-1] in ("Queued", "Running", "Success", "Failed") and parts[0] != "Task":
-            status[parts[1]] = parts[-1]
+            tasks.append((parts[0], parts[1], parts[-1]))
     m = re.search(r"Worker status: (\d+) active, (\d+) idle", out)
-    return status, (int(m.group(1)) + int(m.group(2))) if m else 0
+    return tasks, (int(m.group(1)) + int(m.group(2))) if m else 0
+
+
+def states(tasks: list[tuple[str, str, str]]) -> dict[str, str]:
+    """Name -> its most telling status: Running, then Queued, then Failed, then Success."""
+    rank = {"Running": 0, "Queued": 1, "Failed": 2, "Success": 3}
+    out: dict[str, str] = {}
+    for _, name, status in tasks:
+        if name not in out or rank[status] < rank[out[name]]:
+            out[name] = status
+    return out
 
 
 def run_grid(grid: Grid, root: Path, jobs: int = 1, only: str | None = None, shard=None, poll: float = 10.0,
@@ -240,11 +261,15 @@ def run_grid(grid: Grid, root: Path, jobs: int = 1, only: str | None = None, sha
     cache: dict[str, bool] = {}
     p = plan(grid, existing(exp_show(root)), lambda b: cache.setdefault(b, same_code(root, b, paths)), only, shard)
     log(f"grid: {len(p.done)} done, {len(p.pending)} already queued, {len(p.missing)} to queue"
-        + (f" ({len(p.failed)} failed before: queued again)" if p.failed else ""))
-    for name in p.failed:
-        run(["dvc", "queue", "remove", name], root, check=False)
+        + (f" ({len(p.failed)} failed before: queued again)" if p.failed else "")
+        + (f" ({len(p.stale)} finished with other params: run again)" if p.stale else ""))
+    tasks, _ = queue_status(root)
+    for task, name, status in tasks:  # by task id: a name can also have an older successful task
+        if status == "Failed" and name in p.failed:
+            run(["dvc", "queue", "remove", task], root, check=False)
     for name, overrides in p.missing:
-        run(["dvc", "exp", "run", "--queue", "-n", name, *set_args(overrides)], root)
+        force = ["-f"] if name in p.stale else []
+        run(["dvc", "exp", "run", "--queue", *force, "-n", name, *set_args(overrides)], root)
         log(f"queued {name}")
     waiting = set(p.pending) | {n for n, _ in p.missing}
     if not waiting:
@@ -252,7 +277,8 @@ def run_grid(grid: Grid, root: Path, jobs: int = 1, only: str | None = None, sha
     run(["dvc", "queue", "start", "-j", str(jobs)], root)
     idle_polls, last = 0, None
     while True:
-        status, workers = queue_status(root)
+        tasks, workers = queue_status(root)
+        status = states(tasks)
         left = sorted(n for n in waiting if status.get(n) in ("Queued", "Running"))
         summary = (len(waiting) - len(left), len(waiting), [n for n in left if status.get(n) == "Running"])
         if summary != last:
