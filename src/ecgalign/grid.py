@@ -248,8 +248,12 @@ def states(tasks: list[tuple[str, str, str]]) -> dict[str, str]:
     return out
 
 
+def _log(message: str) -> None:
+    print(message, flush=True)  # progress must show at once when stdout is a file (make grid > grid.log)
+
+
 def run_grid(grid: Grid, root: Path, jobs: int = 1, only: str | None = None, shard=None, poll: float = 10.0,
-             log=print) -> Plan:
+             log=_log) -> Plan:
     """Queue what is missing, start `jobs` queue workers and wait until none of the grid's experiments is queued
     or running. Returns the plan it acted on; failed experiments are listed by the caller from the final status."""
     dirty = run(["git", "status", "--porcelain", "--", *pipeline_paths(root)], root).stdout.strip()
