@@ -200,3 +200,16 @@ def test_a_small_grid_runs_through_the_dvc_queue_and_a_rerun_skips_it(tmp_path, 
     run(["git", "commit", "-qm", "results"], root, env)
     assert "2 done, 0 already queued, 0 to queue" in run(grid_cmd, root, env)
     assert json.loads((root / "results/grid.json").read_text()) == results
+
+
+def test_uncommitted_pipeline_changes_are_refused_before_anything_is_queued(tmp_path, grid):
+    env = dict(os.environ, GIT_AUTHOR_NAME="test", GIT_AUTHOR_EMAIL="test@example.com",
+               GIT_COMMITTER_NAME="test", GIT_COMMITTER_EMAIL="test@example.com")
+    for name in ("dvc.yaml", "params.yaml"):
+        shutil.copy(REPO / name, tmp_path / name)
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "init"]):
+        run(cmd, tmp_path, env)
+    assert "src/ecgalign/training.py" in g.pipeline_paths(tmp_path)
+    (tmp_path / "params.yaml").write_text((tmp_path / "params.yaml").read_text().replace("epochs: 15", "epochs: 2"))
+    with pytest.raises(g.GridError, match="uncommitted changes to the pipeline code or params.yaml:\n M params.yaml"):
+        g.run_grid(grid, tmp_path)

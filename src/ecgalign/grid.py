@@ -256,7 +256,7 @@ def run_grid(grid: Grid, root: Path, jobs: int = 1, only: str | None = None, sha
              log=_log) -> Plan:
     """Queue what is missing, start `jobs` queue workers and wait until none of the grid's experiments is queued
     or running. Returns the plan it acted on; failed experiments are listed by the caller from the final status."""
-    dirty = run(["git", "status", "--porcelain", "--", *pipeline_paths(root)], root).stdout.strip()
+    dirty = run(["git", "status", "--porcelain", "--", *pipeline_paths(root)], root).stdout.rstrip()
     if dirty:
         raise GridError("uncommitted changes to the pipeline code or params.yaml:\n" + dirty +
                         "\ncommit or stash them first: queued experiments would run them while their baseline "
