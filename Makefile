@@ -4,7 +4,9 @@ VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha256sum requirements.txt | cut -c1-12)
 
-.PHONY: venv repro test bench lock clean
+.PHONY: venv repro test bench grid results lock clean
+
+GRID_JOBS ?= 1
 
 venv: $(STAMP)
 
@@ -31,6 +33,12 @@ lock:  ## regenerate requirements.txt (every pin) from pyproject.toml's direct d
 		--output-file requirements.txt pyproject.toml
 	sed -i 's/^torch==\(.*\)+cpu$$/torch==\1/' requirements.txt  # a local CPU wheel's label: pin PyPI's version
 	rm -rf .venv-lock
+
+grid: $(STAMP)  ## every missing experiment of experiments.yaml through DVC's queue (GRID_JOBS=N workers), then results
+	PATH="$(BIN):$$PATH" HF_HUB_OFFLINE=1 $(BIN)/python src/run_grid.py -j $(GRID_JOBS)
+
+results: $(STAMP)  ## README's results block from experiments.yaml + results/grid.json (runs nothing)
+	$(BIN)/python src/results_table.py
 
 clean:
 	rm -rf $(VENV)

@@ -1,0 +1,460 @@
+"""Seeded experiment grids through DVC's own queue, and the results table built from them.
+
+One file (`experiments.yaml`) declares named configurations (each a dict of `-S` overrides), the seeds every
+configuration runs with, the metrics the table shows and the claims to test. This module:
+
+- plans the grid: experiment `<config>-s<seed>` = the configuration's overrides + the seed params set to the seed;
+- finds what already exists in `dvc exp show --json --all-commits` (done, queued, running, failed) and queues only
+  what is missing (`dvc exp run --queue -n NAME -S ...`), so re-running a grid, or a killed one, only adds the
+  missing experiments; `dvc queue start -j N` runs them, `dvc queue status` is polled until they are done;
+- collects the finished experiments into a flat snapshot (`results/grid.json`: config, seed, params, metrics), so the
+  table is reproducible from git without the experiment refs;
+- aggregates: mean ± sd over seeds per configuration, and for each claim the paired difference over the seeds both
+  configurations share, with a 95 % t-interval over seeds;
+- renders the README block between `<!-- results:begin -->` and `<!-- results:end -->`.
+
+An existing experiment counts as done when its baseline commit has the same pipeline code as HEAD (`dvc.yaml`,
+`params.yaml`, `requirements.txt` and every dependency under `src/` that `dvc.yaml` names): committing the results
+or the README does not invalidate a grid, a change to the code does.
+"""
+from __future__ import annotations
+
+import fnmatch
+import json
+import math
+import re
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+DEFAULT_FILE = "metrics/eval.json"
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+
+
+class GridError(ValueError):
+    """A bad grid file, a failed DVC command or a README without the results markers."""
+
+
+# ---------------------------------------------------------------------------------------------------------- the grid
+
+@dataclass
+class Claim:
+    text: str
+    a: str                # configuration claimed better (or equal, with `margin`)
+    b: str
+    metric: str           # "key" (in metrics/eval.json) or "metrics/<file>.json:key"
+    direction: str        # higher: a > b | lower: a < b | equal: |a - b| < margin
+    margin: float = 0.0
+
+
+@dataclass
+class Grid:
+    seeds: list[int]
+    seed_params: list[str]
+    configs: dict[str, dict]          # name -> {param: value}; `common` already merged in
+    metrics: list[dict]               # [{key, label, format}]
+    claims: list[Claim] = field(default_factory=list)
+
+    def experiments(self) -> list[tuple[str, str, int, dict]]:
+        """(name, config, seed, overrides) for every cell of the grid, in file order."""
+        out = []
+        for config, overrides in self.configs.items():
+            for seed in self.seeds:
+                sets = dict(overrides)
+                sets.update({p: seed for p in self.seed_params})
+                out.append((f"{config}-s{seed}", config, seed, sets))
+        return out
+
+
+def _resolve_paths(overrides: dict, root: Path) -> dict:
+    """Queued experiments run in a temporary copy of the repository (.dvc/tmp/exps/...): a relative `data.path`
+    would point elsewhere there, so it is made absolute against the repository root."""
+    out = dict(overrides)
+    if "data.path" in out and not Path(str(out["data.path"])).is_absolute():
+        out["data.path"] = str((root / str(out["data.path"])).resolve())
+    return out
+
+
+def load_grid(path: str | Path, root: str | Path | None = None) -> Grid:
+    """Read and check experiments.yaml; errors name the file and the key."""
+    path = Path(path)
+    root = Path(root) if root is not None else path.resolve().parent
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise GridError(f"{path}: no such grid file") from None
+    except yaml.YAMLError as e:
+        raise GridError(f"{path}: not valid YAML ({e})") from None
+    if not isinstance(raw, dict):
+        raise GridError(f"{path}: must be a mapping with keys seeds, configs, metrics, claims")
+    unknown = set(raw) - {"seeds", "seed_params", "common", "configs", "metrics", "claims"}
+    if unknown:
+        raise GridError(f"{path}: unknown key(s) {sorted(unknown)}; valid: seeds, seed_params, common, configs, "
+                        "metrics, claims")
+    seeds = raw.get("seeds", [0, 1, 2])
+    if not (isinstance(seeds, list) and seeds and all(isinstance(s, int) for s in seeds)):
+        raise GridError(f"{path}: seeds must be a non-empty list of integers, got {seeds!r}")
+    common = raw.get("common") or {}
+    configs = {}
+    for name, overrides in (raw.get("configs") or {}).items():
+        if not NAME_RE.match(str(name)):
+            raise GridError(f"{path}: configs.{name}: names are lower-case letters, digits, '-', '_', '.' "
+                            "(they become DVC experiment names)")
+        if overrides is not None and not isinstance(overrides, dict):
+            raise GridError(f"{path}: configs.{name} must be a mapping of param -> value (the -S overrides)")
+        configs[str(name)] = _resolve_paths({**common, **(overrides or {})}, root)
+    if not configs:
+        raise GridError(f"{path}: configs is empty: declare at least one named configuration")
+    metrics = []
+    for m in raw.get("metrics") or []:
+        m = {"key": m} if isinstance(m, str) else dict(m)
+        if "key" not in m:
+            raise GridError(f"{path}: metrics entry {m!r} has no key")
+        metrics.append({"key": m["key"], "label": m.get("label", m["key"]), "format": m.get("format", ".3f")})
+    claims = []
+    for i, c in enumerate(raw.get("claims") or []):
+        missing = {"text", "a", "b", "metric", "direction"} - set(c)
+        if missing:
+            raise GridError(f"{path}: claims[{i}] lacks {sorted(missing)}")
+        if c["direction"] not in ("higher", "lower", "equal"):
+            raise GridError(f"{path}: claims[{i}].direction must be higher, lower or equal, got {c['direction']!r}")
+        if c["direction"] == "equal" and not c.get("margin"):
+            raise GridError(f"{path}: claims[{i}]: direction equal needs a margin > 0 (how close counts as equal)")
+        for side in ("a", "b"):
+            if c[side] not in configs:
+                raise GridError(f"{path}: claims[{i}].{side}={c[side]!r} is not a configuration; "
+                                f"configurations: {sorted(configs)}")
+        claims.append(Claim(text=c["text"], a=c["a"], b=c["b"], metric=c["metric"], direction=c["direction"],
+                            margin=float(c.get("margin", 0.0))))
+    return Grid(seeds=seeds, seed_params=list(raw.get("seed_params", ["train.seed"])), configs=configs,
+                metrics=metrics, claims=claims)
+
+
+# ----------------------------------------------------------------------------------------------------- DVC and git
+
+def run(cmd: list[str], root: Path, check: bool = True) -> subprocess.CompletedProcess:
+    out = subprocess.run(cmd, cwd=root, capture_output=True, text=True)
+    if check and out.returncode != 0:
+        raise GridError(f"`{' '.join(cmd)}` failed (exit {out.returncode}):\n{out.stderr.strip()[-2000:]}")
+    return out
+
+
+def pipeline_paths(root: Path) -> list[str]:
+    """What decides an experiment's result besides its params: dvc.yaml, params.yaml, requirements.txt and the
+    code dependencies that dvc.yaml declares."""
+    stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
+    deps = {d for s in stages.values() for d in s.get("deps", []) if str(d).startswith("src/")}
+    return ["dvc.yaml", "params.yaml", "requirements.txt", *sorted(deps)]
+
+
+def same_code(root: Path, baseline: str, paths: list[str]) -> bool:
+    return run(["git", "diff", "--quiet", baseline, "HEAD", "--", *paths], root, check=False).returncode == 0
+
+
+def exp_show(root: Path) -> list[dict]:
+    """`dvc exp show --json --all-commits`, parsed."""
+    return json.loads(run(["dvc", "exp", "show", "--json", "--all-commits"], root).stdout or "[]")
+
+
+def existing(shown: list[dict]) -> dict[str, list[dict]]:
+    """Experiment name -> [{baseline, state, rev, data}] from `dvc exp show --json` (state: success, queued,
+    running, failed; experiments run without the queue have no executor and count as success)."""
+    found: dict[str, list[dict]] = {}
+    for commit in shown:
+        for exp in commit.get("experiments") or []:
+            state = (exp.get("executor") or {}).get("state") or "success"
+            for rev in exp.get("revs") or []:
+                if rev.get("error") and state == "success":
+                    state = "failed"
+                found.setdefault(rev.get("name") or exp.get("name"), []).append(
+                    {"baseline": commit["rev"], "state": state, "rev": rev["rev"], "data": rev.get("data") or {}})
+    return found
+
+
+@dataclass
+class Plan:
+    done: dict[str, dict]            # name -> the experiment entry to collect
+    pending: list[str]               # queued or running already: only waited for
+    failed: list[str]                # failed before: removed from the queue and queued again
+    missing: list[tuple[str, dict]]  # (name, overrides) to queue
+    stale: list[str] = field(default_factory=list)  # finished, but with other params: queued again with -f
+
+
+def params_match(data: dict, overrides: dict) -> bool:
+    """Whether an experiment ran with these overrides (a configuration edited in the grid file runs again)."""
+    params = flatten((data.get("params") or {}).get("params.yaml", {}).get("data", {}))
+    return all(k in params and params[k] == v for k, v in overrides.items())
+
+
+def plan(grid: Grid, found: dict[str, list[dict]], is_current, only: str | None = None,
+         shard: tuple[int, int] | None = None) -> Plan:
+    """Sort every experiment of the grid into done / pending / failed / stale / missing. `is_current(baseline)`
+    says whether a baseline commit has HEAD's pipeline code; `only` (a glob on the name) and `shard` (i, k: every
+    k-th experiment from the i-th) select part of the grid."""
+    p = Plan({}, [], [], [])
+    for i, (name, _, _, overrides) in enumerate(grid.experiments()):
+        if (only and not fnmatch.fnmatch(name, only)) or (shard and i % shard[1] != shard[0]):
+            continue
+        entries = found.get(name, [])
+        finished = [e for e in entries if e["state"] == "success" and is_current(e["baseline"])]
+        done = [e for e in finished if params_match(e["data"], overrides)]
+        if done:  # the newest, if the same name finished on several baselines with the same code
+            p.done[name] = max(done, key=lambda e: str(e["data"].get("timestamp") or ""))
+        elif any(e["state"] in ("queued", "running") for e in entries):
+            p.pending.append(name)
+        else:
+            if any(e["state"] == "failed" for e in entries):
+                p.failed.append(name)
+            if finished:
+                p.stale.append(name)
+            p.missing.append((name, overrides))
+    return p
+
+
+def set_args(overrides: dict) -> list[str]:
+    """`-S key=value` arguments; values are written as YAML (lists, booleans) so params.yaml keeps their types."""
+    args = []
+    for key, value in overrides.items():
+        text = value if isinstance(value, str) else yaml.safe_dump(value, default_flow_style=True).strip()
+        text = text.removesuffix("\n...").strip()
+        args += ["-S", f"{key}={text}"]
+    return args
+
+
+def queue_status(root: Path) -> tuple[list[tuple[str, str, str]], int]:
+    """[(task id, name, status)] (status: Queued, Running, Success, Failed) and the number of live workers, from
+    `dvc queue status`. One name can have several tasks (an old success and a new run)."""
+    out = run(["dvc", "queue", "status"], root).stdout
+    tasks = []
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 4 and parts[-1] in ("Queued", "Running", "Success", "Failed") and parts[0] != "Task":
+            tasks.append((parts[0], parts[1], parts[-1]))
+    m = re.search(r"Worker status: (\d+) active, (\d+) idle", out)
+    return tasks, (int(m.group(1)) + int(m.group(2))) if m else 0
+
+
+def states(tasks: list[tuple[str, str, str]]) -> dict[str, str]:
+    """Name -> its most telling status: Running, then Queued, then Failed, then Success."""
+    rank = {"Running": 0, "Queued": 1, "Failed": 2, "Success": 3}
+    out: dict[str, str] = {}
+    for _, name, status in tasks:
+        if name not in out or rank[status] < rank[out[name]]:
+            out[name] = status
+    return out
+
+
+def _log(message: str) -> None:
+    print(message, flush=True)  # progress must show at once when stdout is a file (make grid > grid.log)
+
+
+def run_grid(grid: Grid, root: Path, jobs: int = 1, only: str | None = None, shard=None, poll: float = 10.0,
+             log=_log) -> Plan:
+    """Queue what is missing, start `jobs` queue workers and wait until none of the grid's experiments is queued
+    or running. Returns the plan it acted on; failed experiments are listed by the caller from the final status."""
+    dirty = run(["git", "status", "--porcelain", "--", *pipeline_paths(root)], root).stdout.rstrip()
+    if dirty:
+        raise GridError("uncommitted changes to the pipeline code or params.yaml:\n" + dirty +
+                        "\ncommit or stash them first: queued experiments would run them while their baseline "
+                        "commit says otherwise")
+    paths = pipeline_paths(root)
+    cache: dict[str, bool] = {}
+    p = plan(grid, existing(exp_show(root)), lambda b: cache.setdefault(b, same_code(root, b, paths)), only, shard)
+    log(f"grid: {len(p.done)} done, {len(p.pending)} already queued, {len(p.missing)} to queue"
+        + (f" ({len(p.failed)} failed before: queued again)" if p.failed else "")
+        + (f" ({len(p.stale)} finished with other params: run again)" if p.stale else ""))
+    tasks, _ = queue_status(root)
+    for task, name, status in tasks:  # by task id: a name can also have an older successful task
+        if status == "Failed" and name in p.failed:
+            run(["dvc", "queue", "remove", task], root, check=False)
+    for name, overrides in p.missing:
+        force = ["-f"] if name in p.stale else []
+        run(["dvc", "exp", "run", "--queue", *force, "-n", name, *set_args(overrides)], root)
+        log(f"queued {name}")
+    waiting = set(p.pending) | {n for n, _ in p.missing}
+    if not waiting:
+        return p
+    run(["dvc", "queue", "start", "-j", str(jobs)], root)
+    idle_polls, last = 0, None
+    while True:
+        tasks, workers = queue_status(root)
+        status = states(tasks)
+        left = sorted(n for n in waiting if status.get(n) in ("Queued", "Running"))
+        summary = (len(waiting) - len(left), len(waiting), [n for n in left if status.get(n) == "Running"])
+        if summary != last:
+            log(f"{summary[0]}/{summary[1]} finished; running: {', '.join(summary[2]) or '-'}")
+            last = summary
+        if not left:
+            break
+        idle_polls = idle_polls + 1 if workers == 0 else 0
+        if idle_polls >= 3:  # workers gone (killed, reboot) while experiments remain: start them again
+            run(["dvc", "queue", "start", "-j", str(jobs)], root)
+            idle_polls = 0
+        time.sleep(poll)
+    return p
+
+
+# ------------------------------------------------------------------------------------------------------- collecting
+
+def flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def snapshot(grid: Grid, found: dict[str, list[dict]], is_current) -> dict:
+    """The flat results of every finished experiment of the grid: {"experiments": [{name, config, seed, rev,
+    baseline, params, metrics: {file: {key: value}}}]}, in grid order (deterministic: a re-collect of the same
+    experiments gives the same file)."""
+    rows = []
+    done = plan(grid, found, is_current).done
+    for name, config, seed, _ in grid.experiments():
+        if name not in done:
+            continue
+        data = done[name]["data"]
+        params = flatten((data.get("params") or {}).get("params.yaml", {}).get("data", {}))
+        metrics = {f: m["data"] for f, m in sorted((data.get("metrics") or {}).items()) if "data" in m}
+        rows.append({"name": name, "config": config, "seed": seed, "rev": done[name]["rev"],
+                     "baseline": done[name]["baseline"], "params": params, "metrics": metrics})
+    return {"experiments": rows}
+
+
+def collect(grid: Grid, root: Path) -> dict:
+    paths = pipeline_paths(root)
+    cache: dict[str, bool] = {}
+    return snapshot(grid, existing(exp_show(root)), lambda b: cache.setdefault(b, same_code(root, b, paths)))
+
+
+# ------------------------------------------------------------------------------------------------------ statistics
+
+def metric_value(metrics: dict, key: str):
+    """The value of `key` ("name" in metrics/eval.json, or "metrics/<file>.json:name") in an experiment's metrics,
+    or None."""
+    file, _, name = key.rpartition(":") if ":" in key else (DEFAULT_FILE, ":", key)
+    value = (metrics.get(file) or {}).get(name)
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def by_seed(results: dict, config: str, key: str) -> dict[int, float]:
+    out = {}
+    for e in results["experiments"]:
+        if e["config"] == config:
+            v = metric_value(e["metrics"], key)
+            if v is not None and math.isfinite(v):
+                out[e["seed"]] = v
+    return out
+
+
+def mean_sd(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (n - 1); sd is nan for one value."""
+    n = len(values)
+    mean = sum(values) / n
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else float("nan")
+    return mean, sd
+
+
+def t_quantile(p: float, df: int) -> float:
+    from scipy.stats import t
+    return float(t.ppf(p, df))
+
+
+@dataclass
+class Paired:
+    n: int
+    mean: float
+    low: float
+    high: float
+    verdict: str
+
+
+def paired(results: dict, claim: Claim) -> Paired | None:
+    """Paired difference a - b over the seeds both configurations have, with its 95 % t-interval over seeds.
+    higher/lower: supported when the interval excludes 0 on the claimed side, contradicted on the other side,
+    not supported when it contains 0; equal: supported when the interval lies within ±margin."""
+    a, b = by_seed(results, claim.a, claim.metric), by_seed(results, claim.b, claim.metric)
+    seeds = sorted(set(a) & set(b))
+    if not seeds:
+        return None
+    diffs = [a[s] - b[s] for s in seeds]
+    mean, sd = mean_sd(diffs)
+    if len(diffs) < 2:
+        return Paired(1, mean, float("nan"), float("nan"), "not supported (one seed: no interval)")
+    half = t_quantile(0.975, len(diffs) - 1) * sd / math.sqrt(len(diffs))
+    low, high = mean - half, mean + half
+    if claim.direction == "equal":
+        verdict = "supported" if -claim.margin < low and high < claim.margin else "not supported"
+    else:
+        sign = 1 if claim.direction == "higher" else -1
+        lo, hi = sorted((sign * low, sign * high))
+        verdict = "supported" if lo > 0 else "contradicted" if hi < 0 else "not supported"
+    return Paired(len(diffs), mean, low, high, verdict)
+
+
+# -------------------------------------------------------------------------------------------------------- rendering
+
+def cell(results: dict, config: str, metric: dict) -> str:
+    """mean ± sd over seeds; for a single run its bootstrap interval [<key>_ci_low, <key>_ci_high] if recorded."""
+    fmt, key = metric["format"], metric["key"]
+    values = by_seed(results, config, key)
+    if not values:
+        return "–"
+    if len(values) == 1:
+        (seed,) = values
+        exp = next(e for e in results["experiments"] if e["config"] == config and e["seed"] == seed)
+        lo, hi = metric_value(exp["metrics"], key + "_ci_low"), metric_value(exp["metrics"], key + "_ci_high")
+        v = values[seed]
+        return f"{v:{fmt}} [{lo:{fmt}}, {hi:{fmt}}]" if lo is not None and hi is not None else f"{v:{fmt}}"
+    mean, sd = mean_sd(list(values.values()))
+    return f"{mean:{fmt}} ± {sd:{fmt}}"
+
+
+def render(grid: Grid, results: dict) -> str:
+    """The README block (without the markers): the per-configuration table and the claims."""
+    configs = [c for c in grid.configs if any(e["config"] == c for e in results["experiments"])]
+    fmt_of = {m["key"]: m["format"] for m in grid.metrics}
+    lines = [f"Generated by `make results` from `results/grid.json` ({len(results['experiments'])} experiments); "
+             "cells are mean ± sd over seeds."]
+    if results.get("note"):
+        lines.append(f"Setting: {results['note']}")
+    lines += ["", "| configuration | seeds | " + " | ".join(m["label"] for m in grid.metrics) + " |",
+             "|---|---|" + "---|" * len(grid.metrics)]
+    for c in configs:
+        seeds = sorted({e["seed"] for e in results["experiments"] if e["config"] == c})
+        lines.append(f"| {c} | {', '.join(map(str, seeds))} | "
+                     + " | ".join(cell(results, c, m) for m in grid.metrics) + " |")
+    lines += ["", "| claim | metric | a − b (mean over seeds) | 95 % interval | seeds | verdict |",
+              "|---|---|---|---|---|---|"]
+    for claim in grid.claims:
+        r = paired(results, claim)
+        f = fmt_of.get(claim.metric, ".3f")
+        label = f"{claim.text} (a = {claim.a}, b = {claim.b}" + (
+            f", equal within ±{claim.margin:g})" if claim.direction == "equal" else ")")
+        if r is None:
+            lines.append(f"| {label} | {claim.metric} | – | – | 0 | no results |")
+            continue
+        interval = "–" if r.n < 2 else f"[{r.low:+{f}}, {r.high:+{f}}]"
+        lines.append(f"| {label} | {claim.metric} | {r.mean:+{f}} | {interval} | {r.n} | {r.verdict} |")
+    return "\n".join(lines) + "\n"
+
+
+def replace_block(readme: str, block: str) -> str:
+    if readme.count(BEGIN) != 1 or readme.count(END) != 1 or readme.index(BEGIN) > readme.index(END):
+        raise GridError(f"README.md must hold exactly one {BEGIN} ... {END} pair around the generated results")
+    head, rest = readme.split(BEGIN)
+    _, tail = rest.split(END)
+    return f"{head}{BEGIN}\n{block}{END}{tail}"
+
+
+def readme_block(readme: str) -> str:
+    """The text between the markers (what `replace_block` put there)."""
+    if BEGIN not in readme or END not in readme:
+        raise GridError(f"README.md has no {BEGIN} ... {END} block")
+    return readme.split(BEGIN, 1)[1].split(END, 1)[0].removeprefix("\n")

@@ -1,0 +1,62 @@
+"""The README's results section, generated from the committed grid results (never typed by hand).
+
+    python src/results_table.py                 # README.md block <- experiments.yaml + results/grid.json
+    python src/results_table.py --collect       # first refresh results/grid.json from `dvc exp show --json`
+    python src/results_table.py --check         # exit 1 if the README block differs from what would be written
+
+The table's metrics and the claims come from experiments.yaml, the figures from results/grid.json (so a fresh clone
+without the experiment refs renders the same table). Definitions: src/ecgalign/grid.py.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ecgalign import grid as g
+from ecgalign.atomic import write_json, write_text
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--grid", default=str(ROOT / "experiments.yaml"))
+    ap.add_argument("--results", default=str(ROOT / "results/grid.json"))
+    ap.add_argument("--readme", default=str(ROOT / "README.md"))
+    ap.add_argument("--collect", action="store_true", help="refresh --results from dvc exp show first")
+    ap.add_argument("--note", help="with --collect: the setting, printed above the table (e.g. 'synthetic, 2 epochs')")
+    ap.add_argument("--check", action="store_true", help="only compare: exit 1 if the README block is stale")
+    args = ap.parse_args(argv)
+    try:
+        grid = g.load_grid(args.grid, ROOT)
+        if args.collect:
+            results = g.collect(grid, ROOT)
+            if args.note:
+                results["note"] = args.note
+            elif Path(args.results).exists():  # keep the setting's description across re-collects
+                note = json.loads(Path(args.results).read_text()).get("note")
+                results.update({"note": note} if note else {})
+            write_json(args.results, results)
+            print(f"{args.results}: {len(results['experiments'])} experiments")
+        results = json.loads(Path(args.results).read_text())
+        readme = Path(args.readme).read_text()
+        new = g.replace_block(readme, g.render(grid, results))
+    except (g.GridError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.check:
+        if new != readme:
+            print(f"{args.readme}: the results block differs from `python src/results_table.py`: run make results",
+                  file=sys.stderr)
+            return 1
+        return 0
+    if new != readme:
+        write_text(args.readme, new)
+        print(f"{args.readme}: results block rewritten")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,215 @@
+"""Experiment grids: the grid file, skipping what exists, the statistics of the table, the README block, and one
+small real grid through DVC's queue in a temp repository."""
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO
+from ecgalign import grid as g
+
+GRID = """
+seeds: [0, 1, 2]
+configs:
+  a: {train.loss: infonce}
+  b: {train.loss: cosine, split.train_folds: [1, 2], train.learn_temperature: false}
+  c: {data.source: local, data.path: shared/ptbxl}
+metrics:
+  - {key: ecg_to_text_r1, label: R@1}
+  - {key: "metrics/train.json:alignment_loss", label: val 1−cos, format: .2f}
+claims:
+  - {text: a beats b, a: a, b: b, metric: ecg_to_text_r1, direction: higher}
+  - {text: a is below b, a: a, b: b, metric: ecg_to_text_r1, direction: lower}
+  - {text: a equals b, a: a, b: b, metric: ecg_to_text_r1, direction: equal, margin: 0.5}
+  - {text: a beats c, a: a, b: c, metric: ecg_to_text_r1, direction: higher}
+"""
+
+
+def exp(config, seed, r1, loss=0.5, **extra):
+    return {"name": f"{config}-s{seed}", "config": config, "seed": seed,
+            "metrics": {"metrics/eval.json": {"ecg_to_text_r1": r1, **extra},
+                        "metrics/train.json": {"alignment_loss": loss}}}
+
+
+@pytest.fixture
+def grid(tmp_path):
+    (tmp_path / "experiments.yaml").write_text(GRID)
+    return g.load_grid(tmp_path / "experiments.yaml", tmp_path)
+
+
+# hand-made results: a = 0.5, 0.6, 0.7; b = 0.4, 0.4, 0.5 -> paired differences 0.1, 0.2, 0.2
+RESULTS = {"experiments": [exp("a", 0, 0.5), exp("a", 1, 0.6), exp("a", 2, 0.7, loss=0.7),
+                           exp("b", 0, 0.4), exp("b", 1, 0.4), exp("b", 2, 0.5),
+                           exp("c", 0, 0.48, ecg_to_text_r1_ci_low=0.41, ecg_to_text_r1_ci_high=0.55)]}
+
+
+def test_grid_file_gives_named_experiments_with_seed_params_and_absolute_paths(grid, tmp_path):
+    names = [name for name, *_ in grid.experiments()]
+    assert names == ["a-s0", "a-s1", "a-s2", "b-s0", "b-s1", "b-s2", "c-s0", "c-s1", "c-s2"]
+    _, config, seed, sets = grid.experiments()[7]
+    assert (config, seed) == ("c", 1)
+    assert sets == {"data.source": "local", "data.path": str(tmp_path / "shared/ptbxl"), "train.seed": 1}
+    assert g.set_args(grid.configs["b"]) == ["-S", "train.loss=cosine", "-S", "split.train_folds=[1, 2]",
+                                             "-S", "train.learn_temperature=false"]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("seeds: [0]\nconfigs: {A: {}}", "configs.A: names are lower-case"),
+    ("configs: {a: {}}\nclaims: [{text: t, a: a, b: z, metric: m, direction: higher}]", "claims[0].b='z' is not"),
+    ("configs: {a: {}}\nclaims: [{text: t, a: a, b: a, metric: m, direction: equal}]", "direction equal needs"),
+    ("configs: {a: {}}\nclaims: [{text: t, a: a, b: a, metric: m, direction: up}]", "must be higher, lower or"),
+    ("configs: {a: {}}\nseed: [0]", "unknown key(s) ['seed']"),
+    ("configs: {}", "configs is empty"),
+])
+def test_bad_grid_files_name_the_key(tmp_path, text, message):
+    (tmp_path / "experiments.yaml").write_text(text)
+    with pytest.raises(g.GridError, match=None) as e:
+        g.load_grid(tmp_path / "experiments.yaml")
+    assert message in str(e.value)
+
+
+def test_cells_are_mean_and_sample_sd_over_seeds_or_the_bootstrap_interval_of_a_single_run(grid):
+    r1, loss = grid.metrics
+    assert g.cell(RESULTS, "a", r1) == "0.600 ± 0.100"
+    assert g.cell(RESULTS, "b", r1) == "0.433 ± 0.058"           # sd of 0.4, 0.4, 0.5 = 0.0577
+    assert g.cell(RESULTS, "a", loss) == "0.57 ± 0.12"            # another metrics file, format .2f
+    assert g.cell(RESULTS, "c", r1) == "0.480 [0.410, 0.550]"      # one seed: its bootstrap interval
+    assert g.cell(RESULTS, "c", loss) == "0.50"                    # one seed, no interval recorded
+    assert g.cell({"experiments": []}, "a", r1) == "–"
+
+
+def test_paired_difference_has_the_t_interval_over_seeds(grid):
+    higher, lower, equal, single = (g.paired(RESULTS, c) for c in grid.claims)
+    # differences 0.1, 0.2, 0.2: mean 1/6, sd sqrt(1/300) = 0.057735, t(0.975, 2) = 4.302653
+    half = 4.302652729749464 * math.sqrt(1 / 300) / math.sqrt(3)
+    assert higher.n == 3 and higher.mean == pytest.approx(1 / 6)
+    assert (higher.low, higher.high) == (pytest.approx(1 / 6 - half), pytest.approx(1 / 6 + half))
+    assert higher.low == pytest.approx(0.023245, abs=1e-6) and higher.high == pytest.approx(0.310088, abs=1e-6)
+    assert higher.verdict == "supported"
+    assert lower.verdict == "contradicted"
+    assert equal.verdict == "supported"                              # [0.023, 0.310] lies within ±0.5
+    assert single.n == 1 and single.mean == pytest.approx(0.02) and single.verdict.startswith("not supported")
+    # an interval that contains 0 is "not supported"
+    noisy = {"experiments": RESULTS["experiments"][:3] + [exp("b", 0, 0.6), exp("b", 1, 0.4), exp("b", 2, 0.8)]}
+    assert g.paired(noisy, grid.claims[0]).verdict == "not supported"
+
+
+def test_render_shows_every_configuration_and_claim(grid):
+    block = g.render(grid, RESULTS)
+    assert "| a | 0, 1, 2 | 0.600 ± 0.100 | 0.57 ± 0.12 |" in block
+    assert "| c | 0 | 0.480 [0.410, 0.550] | 0.50 |" in block
+    assert "| a beats b (a = a, b = b) | ecg_to_text_r1 | +0.167 | [+0.023, +0.310] | 3 | supported |" in block
+    readme = f"# x\n\n## Results\n{g.BEGIN}\nold\n{g.END}\nhand table\n"
+    new = g.replace_block(readme, block)
+    assert new.startswith("# x\n\n## Results\n") and new.endswith(f"{g.END}\nhand table\n")
+    assert g.readme_block(new) == block
+    with pytest.raises(g.GridError, match="results:begin"):
+        g.replace_block("no markers", block)
+
+
+def test_plan_skips_finished_experiments_of_the_same_code_and_params_and_requeues_the_others(grid):
+    def entry(state, baseline="head", seed=0, loss="infonce"):
+        params = {"train": {"loss": loss, "seed": seed}}
+        return {"baseline": baseline, "state": state, "rev": "r",
+                "data": {"params": {"params.yaml": {"data": params}}}}
+    found = {"a-s0": [entry("success")], "a-s1": [entry("success", baseline="old-code", seed=1)],
+             "a-s2": [entry("queued", seed=2)], "b-s0": [entry("running", loss="cosine")],
+             "b-s1": [entry("failed", seed=1, loss="cosine")],
+             "b-s2": [entry("success", seed=2, loss="infonce")]}   # config b was edited since: run again
+    p = g.plan(grid, found, is_current=lambda b: b == "head")
+    assert list(p.done) == ["a-s0"]
+    assert p.pending == ["a-s2", "b-s0"] and p.failed == ["b-s1"] and p.stale == ["b-s2"]
+    assert [n for n, _ in p.missing] == ["a-s1", "b-s1", "b-s2", "c-s0", "c-s1", "c-s2"]
+    assert [n for n, _ in g.plan(grid, found, lambda b: True, only="c-*").missing] == ["c-s0", "c-s1", "c-s2"]
+    assert [n for n, _ in g.plan(grid, {}, lambda b: True, shard=(1, 4)).missing] == ["a-s1", "b-s2"]
+
+
+def test_queue_status_name_shows_its_most_telling_task():
+    tasks = [("b994d52", "a-s0", "Queued"), ("f5bafd5", "a-s0", "Success"), ("9faccfe", "a-s1", "Success"),
+             ("1111111", "a-s2", "Success"), ("2222222", "a-s2", "Failed")]
+    assert g.states(tasks) == {"a-s0": "Queued", "a-s1": "Success", "a-s2": "Failed"}
+
+
+def test_exp_show_json_is_read_into_states():
+    shown = [{"rev": "workspace", "name": None, "data": {}},
+             {"rev": "c0ffee", "name": "main", "experiments": [
+                 {"name": "a-s0", "executor": {"state": "success"},
+                  "revs": [{"rev": "1", "name": "a-s0", "error": None, "data": {"metrics": {}}}]},
+                 {"name": "a-s1", "executor": None, "revs": [{"rev": "2", "name": "a-s1", "error": None}]},
+                 {"name": "b-s0", "executor": {"state": "failed"},
+                  "revs": [{"rev": "3", "name": "b-s0", "error": {"msg": "Experiment run failed"}}]}]}]
+    found = g.existing(shown)
+    assert {n: [(e["baseline"], e["state"]) for e in v] for n, v in found.items()} == {
+        "a-s0": [("c0ffee", "success")], "a-s1": [("c0ffee", "success")], "b-s0": [("c0ffee", "failed")]}
+
+
+def test_readme_results_block_is_what_the_script_writes_for_the_committed_results():
+    grid = g.load_grid(REPO / "experiments.yaml", REPO)
+    results = json.loads((REPO / "results/grid.json").read_text())
+    assert g.readme_block((REPO / "README.md").read_text()) == g.render(grid, results), \
+        "README.md's results block is stale: run `make results`"
+
+
+def run(cmd, cwd, env):
+    out = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, f"{' '.join(cmd)} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+    return out.stdout + out.stderr
+
+
+def test_a_small_grid_runs_through_the_dvc_queue_and_a_rerun_skips_it(tmp_path, tiny_text_model):
+    """2 seeds x 1 configuration, 200 synthetic records, 1 epoch: queued, run by a queue worker, collected."""
+    root = tmp_path / "repo"
+    root.mkdir()
+    for name in ("src", "dvc.yaml", "params.yaml", ".gitignore"):
+        src = REPO / name
+        (shutil.copytree(src, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+         if src.is_dir() else shutil.copy(src, root / name))
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["data"]["synthetic_records"] = 200
+    params["text"]["model"] = str(tiny_text_model)
+    params["train"].update(epochs=1, batch_size=32)
+    params["ecg"]["embed_dim"] = 32
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (root / "experiments.yaml").write_text(
+        "seeds: [0, 1]\nconfigs:\n  cos: {train.loss: cosine}\n"
+        "metrics: [zero_shot_auc_macro]\nclaims: []\n")
+    (root / "README.md").write_text(f"# t\n{g.BEGIN}\n{g.END}\n")
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}", HF_HUB_OFFLINE="1",
+               GIT_AUTHOR_NAME="test", GIT_AUTHOR_EMAIL="test@example.com",
+               GIT_COMMITTER_NAME="test", GIT_COMMITTER_EMAIL="test@example.com")
+    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "config", "core.analytics", "false"],
+                ["git", "add", "-A"], ["git", "commit", "-qm", "init"]):
+        run(cmd, root, env)
+    grid_cmd = [sys.executable, "src/run_grid.py", "--poll", "2"]
+    out = run(grid_cmd, root, env)
+    assert "0 done, 0 already queued, 2 to queue" in out and "2/2 finished" in out
+    results = json.loads((root / "results/grid.json").read_text())
+    assert [(e["name"], e["params"]["train.seed"], e["params"]["train.loss"]) for e in results["experiments"]] == [
+        ("cos-s0", 0, "cosine"), ("cos-s1", 1, "cosine")]
+    aucs = [e["metrics"]["metrics/eval.json"]["zero_shot_auc_macro"] for e in results["experiments"]]
+    assert all(math.isfinite(a) for a in aucs)
+    assert "| cos | 0, 1 |" in (root / "README.md").read_text()
+    # committing the results does not change the pipeline code: a re-run finds both experiments and queues nothing
+    run(["git", "add", "-A"], root, env)
+    run(["git", "commit", "-qm", "results"], root, env)
+    assert "2 done, 0 already queued, 0 to queue" in run(grid_cmd, root, env)
+    assert json.loads((root / "results/grid.json").read_text()) == results
+
+
+def test_uncommitted_pipeline_changes_are_refused_before_anything_is_queued(tmp_path, grid):
+    env = dict(os.environ, GIT_AUTHOR_NAME="test", GIT_AUTHOR_EMAIL="test@example.com",
+               GIT_COMMITTER_NAME="test", GIT_COMMITTER_EMAIL="test@example.com")
+    for name in ("dvc.yaml", "params.yaml"):
+        shutil.copy(REPO / name, tmp_path / name)
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "init"]):
+        run(cmd, tmp_path, env)
+    assert "src/ecgalign/training.py" in g.pipeline_paths(tmp_path)
+    (tmp_path / "params.yaml").write_text((tmp_path / "params.yaml").read_text().replace("epochs: 15", "epochs: 2"))
+    with pytest.raises(g.GridError, match="uncommitted changes to the pipeline code or params.yaml:\n M params.yaml"):
+        g.run_grid(grid, tmp_path)
