@@ -67,6 +67,17 @@ SCHEMA = {
         "probe_c": ((int, float), (1e-6, 1e6)),
         "map_points": (int, (10, 1_000_000)),
     },
+    "finetune": {
+        "task": (str, ("superdiagnostic", "subdiagnostic", "diagnostic", "form", "rhythm", "all")),
+        "label_fractions": (list, "fractions"),
+        "epochs": (int, (1, 10_000)),
+        "batch_size": (int, (2, 65_536)),
+        "lr": ((int, float), (1e-8, 10.0)),
+        "weight_decay": ((int, float), (0.0, 10.0)),
+        "seed": (int, (0, None)),
+        "outcomes": (str, None),
+        "on_error": (str, ("raise", "skip")),
+    },
 }
 
 
@@ -85,6 +96,12 @@ def _check(key: str, value, typ, check):
         raise ParamsError(f"params.yaml: {key} must be {names}, got {value!r} ({type(value).__name__}){hint}")
     if isinstance(value, float) and not math.isfinite(value):
         raise ParamsError(f"params.yaml: {key} = {value!r} is not a finite number")
+    if typ is list and check == "fractions":
+        bad = [v for v in value if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 1]
+        if not value or bad or len(set(value)) != len(value):
+            raise ParamsError(f"params.yaml: {key} = {value!r}: need distinct fractions in (0, 1], e.g. "
+                              f"[0.01, 0.1, 1.0]")
+        return
     if typ is list:
         if not value:
             raise ParamsError(f"params.yaml: {key} must name at least one fold")
