@@ -305,7 +305,8 @@ def run_experiment(signals, pretrained: AlignmentModel, tasks: dict, cfg: dict, 
                 results.setdefault(name, {})[init] = done[run]
                 continue
             log(f"{run}: {len(t['train'])} training, {len(t['val'])} validation, {len(t['test'])} test records")
-            net = make_net(init, pretrained, t["target"].shape[1], cfg["seed"]).to(device)
+            out_dim = 1 if t["kind"] == "cox" else t["target"].shape[1]   # Cox: one risk score
+            net = make_net(init, pretrained, out_dim, cfg["seed"]).to(device)
             inputs = signals
             if init == "frozen":
                 if features is None:   # z_ecg of the frozen aligned encoder, computed once for every row used
