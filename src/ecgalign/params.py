@@ -14,6 +14,7 @@ Adding a parameter is one field here plus its value in params.yaml. An old SCHEM
     "name": ((int, float), (0.0, None))    ->  name: float = between(0.0, None)
     "name": (str, ("a", "b"))              ->  name: Literal["a", "b"]
     "name": (list, FOLDS)                  ->  name: list[Fold]
+A list of numbers is `list[float] = between(low, high)`: non-empty, every value in the range, none twice.
 A whole new section is one more dataclass and one more field of `Params`.
 """
 from __future__ import annotations
@@ -29,6 +30,7 @@ import yaml
 
 from .artifacts import PARAMS
 from .errors import ParamsError
+from .labels import TASKS
 from .losses import LOSSES
 from .models import ENCODERS
 
@@ -112,8 +114,24 @@ class Train:
 @dataclass(frozen=True)
 class Evaluate:
     seed: int = between(0, None)
-    probe_c: float = between(1e-6, 1e6)
+    label_fractions: list[float] = between(1e-4, 1.0)
+    probe_c_grid: list[float] = between(1e-6, 1e6)
+    bootstrap: int = between(10, 100_000)
+    shuffles: int = between(1, 100)
     map_points: int = between(10, 1_000_000)
+
+
+@dataclass(frozen=True)
+class Finetune:
+    task: Literal[TASKS]
+    label_fractions: list[float] = between(1e-4, 1.0)
+    epochs: int = between(1, 10_000)
+    batch_size: int = between(2, 65_536)
+    lr: float = between(1e-8, 10.0)
+    weight_decay: float = between(0.0, 10.0)
+    seed: int = between(0, None)
+    outcomes: str
+    on_error: Literal["raise", "skip"]
 
 
 @dataclass(frozen=True)
@@ -126,6 +144,7 @@ class Params:
     ecg: Ecg
     train: Train
     evaluate: Evaluate
+    finetune: Finetune
 
 
 def _types(hint) -> tuple[type, ...]:
@@ -151,7 +170,13 @@ def _check(key: str, value, hint, f: dataclasses.Field) -> None:
         raise ParamsError(f"params.yaml: {key} must be {names}, got {value!r} ({type(value).__name__}){hint_}")
     if isinstance(value, float) and not math.isfinite(value):
         raise ParamsError(f"params.yaml: {key} = {value!r} is not a finite number")
-    if get_origin(hint) is list:
+    if get_origin(hint) is list and get_args(hint)[0] is float:
+        low, high = f.metadata["range"]
+        bad = [v for v in value if isinstance(v, bool) or not isinstance(v, (int, float)) or not low <= v <= high]
+        if not value or bad or len(set(value)) != len(value):
+            raise ParamsError(f"params.yaml: {key} must be a non-empty list of numbers in [{low}, {high}], each "
+                              f"once, got {value!r}")
+    elif get_origin(hint) is list:
         if not value:
             raise ParamsError(f"params.yaml: {key} must name at least one fold")
         allowed = get_args(get_args(hint)[0])

@@ -353,6 +353,7 @@ def synthesize(codes: dict, rng: np.random.Generator, sampling_rate: int = 100) 
 
     qrs = (normal[2][QRS] * normal[1][QRS, None]).sum(0)     # net QRS area vector of the normal beat -> frontal axis
     info = {"axis": float(np.degrees(np.arctan2(qrs[1], qrs[0]))), "n_pvc": int(kinds.sum()),
+            "heart_rate": 60.0 / rr,
             "wander_leads": [LEADS[i] for i in np.flatnonzero(wander > 0.15)], "noise": float(noise)}
     return x, info
 
@@ -494,6 +495,34 @@ def generate(out_dir: str | Path, n_records: int = 2000, seed: int = 0, sampling
             "code_counts": {c: k for c, k in counts.items() if k},
             "fold_counts": {int(f): int((fold_of == f).sum()) for f in range(1, 11)},
             "seconds": round(time.perf_counter() - start, 3)}
+
+
+# --- a survival outcome that the signal carries (the finetune stage's default cohort) ----------------------------
+
+OUTCOME_BETA = 1.5            # log hazard ratio per 20 bpm of heart rate (the signal-carried risk factor)
+OUTCOME_BASE_RATE = 0.2       # events a year at 80 bpm
+OUTCOME_FOLLOW_UP = (1.0, 10.0)   # administrative censoring, uniform, years
+
+
+def outcomes(ecg_ids, seed: int = 0, sampling_rate: int = 100, dependence: bool = True) -> pd.DataFrame:
+    """A survival outcome for the records `ecg_ids` of the dataset generate(.., seed, sampling_rate) wrote:
+    columns ecg_id,time,event (time in days). The hazard is OUTCOME_BASE_RATE * exp(OUTCOME_BETA * (hr - 80) / 20)
+    with hr the record's generated heart rate (re-generated here through the same code path, so it is exact):
+    a model that reads the rate off the ECG can rank the patients. dependence=False is the control: the same draws
+    with a hazard that ignores the signal (any C-index above 0.5 is then noise).
+    Each record's draws come from its own generator (seed, 3, ecg_id), so a record's outcome does not depend on
+    the others."""
+    rows = []
+    for ecg_id in ecg_ids:
+        ecg_id = int(ecg_id)
+        rng = np.random.default_rng([seed, 0, ecg_id])
+        _, info = synthesize(sample_codes(rng), rng, sampling_rate)
+        draw = np.random.default_rng([seed, 3, ecg_id])
+        hazard = OUTCOME_BASE_RATE * np.exp(OUTCOME_BETA * (info["heart_rate"] - 80.0) / 20.0 if dependence else 0.0)
+        event_time, censor = draw.exponential(1.0 / hazard), draw.uniform(*OUTCOME_FOLLOW_UP)
+        rows.append({"ecg_id": ecg_id, "time": max(1, round(min(event_time, censor) * 365.25)),
+                     "event": int(event_time <= censor)})
+    return pd.DataFrame(rows, columns=["ecg_id", "time", "event"])
 
 
 def main(argv=None) -> None:

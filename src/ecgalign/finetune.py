@@ -1,0 +1,431 @@
+"""Does the aligned encoder make a better ECG model? Fine-tuning on PTB-XL labels and on a user's own outcomes,
+each from three initialisations trained in the same run with the same budget (epochs, batches, lr, head init):
+
+    aligned   the aligned ECG encoder + a new linear head on z_ecg, all fine-tuned
+    frozen    the aligned encoder frozen (eval mode, z_ecg computed once), the head alone trained
+    random    the same architecture from a random initialisation, all trained
+
+Classification: the benchmark task `task` (labels.TASKS), BCE, on a stratified subsample (`label_fractions`) of the
+training folds; the best epoch by validation-fold macro AUC; test-fold macro AUC with a bootstrap interval, and the
+gain of pretraining (aligned - random, frozen - random) with a paired bootstrap interval (the same resamples).
+Outcomes (outcomes.py): a Cox head (Breslow ties; C-index) or a binary head (BCE; AUC), same three inits.
+
+Every run uses AdamW at a constant lr; the order of batches comes from a DistributedSampler seeded with `seed`
+(one replica on one process, N under torchrun: `batch_size` is the global batch). Resume: after every epoch
+data/finetune_state/last.pt holds the finished runs' results and the current run's model, optimiser, RNG states,
+history and best weights, tagged with a hash of the config and inputs; a killed stage re-run with the same hash
+skips the finished runs and continues the current one after its last epoch, ending with exactly the results of an
+uninterrupted run.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+from . import stats
+from .models import AlignmentModel, encode_all, unwrap
+from .outcomes import c_index, c_index_resamples, cox_loss
+from .training import autocast, distributed, resolve_device, rng_state, seed_everything, set_rng_state
+
+INITS = ("aligned", "frozen", "random")
+CONFIG_KEYS = ("task", "label_fractions", "epochs", "batch_size", "lr", "weight_decay", "seed", "device",
+               "train_folds", "val_folds", "test_folds")
+
+
+def config_from_params(p) -> dict:
+    """The flat fine-tuning config from validated params (finetune.*, train.device, split.*)."""
+    f = p.finetune
+    return {"task": f.task, "label_fractions": list(f.label_fractions), "epochs": f.epochs,
+            "batch_size": f.batch_size, "lr": f.lr, "weight_decay": f.weight_decay, "seed": f.seed,
+            "device": p.train.device, "train_folds": list(p.split.train_folds),
+            "val_folds": list(p.split.val_folds), "test_folds": list(p.split.test_folds)}
+
+
+def pct_name(fraction: float) -> str:
+    """0.01 -> 'f1', 0.1 -> 'f10', 1.0 -> 'f100', 0.005 -> 'f0p5': the fraction's tag in metric keys."""
+    return "f" + f"{fraction * 100:g}".replace(".", "p")
+
+
+# --- data ---------------------------------------------------------------------------------------------------------
+
+def subsample(y: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """Positions (sorted) of round(fraction * N) rows of the N x C label matrix y, stratified by label set: every
+    label combination keeps its share (largest remainders), and each class with a positive keeps at least one while
+    room allows. Each combination's rows are taken in one seeded order, so smaller fractions are (nearly) subsets
+    of larger ones."""
+    n = len(y)
+    k = min(n, max(1, int(round(fraction * n))))
+    if k == n:
+        return np.arange(n)
+    rng = np.random.default_rng(seed)
+    keys = np.unique(np.asarray(y, dtype=bool), axis=0, return_inverse=True)[1].reshape(-1)
+    groups = [rng.permutation(np.flatnonzero(keys == g)) for g in range(keys.max() + 1)]
+    share = np.array([len(g) for g in groups]) * k / n
+    take = np.floor(share).astype(int)
+    for g in np.argsort(-(share - take), kind="stable")[: k - take.sum()]:
+        take[g] += 1
+    chosen = [g[:t] for g, t in zip(groups, take)]
+    picked = np.concatenate(chosen)
+    for c in np.flatnonzero(np.asarray(y, bool).any(axis=0)):   # a class with no positive cannot be learnt at all
+        if not y[picked, c].any():
+            donor = max(range(len(groups)), key=lambda g: take[g])
+            candidates = [g for g in range(len(groups)) if y[groups[g][0], c]]
+            if take[donor] > 1 and candidates:
+                take[donor] -= 1
+                take[candidates[0]] += 1
+                picked = np.concatenate([g[:t] for g, t in zip(groups, take)])
+    return np.sort(picked)
+
+
+def fold_rows(folds, wanted, among=None) -> np.ndarray:
+    """Row indices whose strat_fold is in `wanted` (restricted to the rows `among`, if given), ascending."""
+    rows = np.flatnonzero(np.isin(np.asarray(folds), list(wanted)))
+    return rows if among is None else np.intersect1d(rows, among)
+
+
+def classification_tasks(y: np.ndarray, keep: np.ndarray, folds, cfg: dict) -> dict:
+    """One BCE task per label fraction: a stratified subsample of the labelled training-fold records; the whole
+    labelled validation and test folds."""
+    labelled = np.flatnonzero(keep)
+    train, val, test = (fold_rows(folds, cfg[k], labelled) for k in ("train_folds", "val_folds", "test_folds"))
+    for name, rows in (("train_folds", train), ("val_folds", val), ("test_folds", test)):
+        if len(rows) < 2:
+            raise ValueError(f"split.{name} = {cfg[name]}: {len(rows)} record(s) with a {cfg['task']} label; "
+                             f"need at least 2")
+    target = np.asarray(y, dtype=np.float32)
+    return {pct_name(f): {"kind": "bce", "target": target, "prefix": "finetune", "tag": pct_name(f),
+                          "metric": "auc_macro", "fraction": f, "val": val, "test": test,
+                          "train": train[subsample(y[train], f, cfg["seed"])]}
+            for f in cfg["label_fractions"]}
+
+
+def outcome_task(oc, folds, cfg: dict, source: str) -> dict:
+    """The task of a validated outcome table (outcomes.Outcomes), split by strat_fold; OutcomeError when a split
+    has no event (survival) or only one label value (binary)."""
+    from .outcomes import OutcomeError
+
+    rows = {k: fold_rows(folds, cfg[k + "_folds"], oc.rows) for k in ("train", "val", "test")}
+    target = np.zeros((len(folds), oc.target.shape[1]), dtype=np.float32)
+    target[oc.rows] = oc.target
+    for split, r in rows.items():
+        values = set(target[r, -1].tolist())
+        if (oc.kind == "survival" and 1.0 not in values) or (oc.kind == "binary" and len(values) < 2):
+            raise OutcomeError(f"{source}: the {len(r)} record(s) of split.{split}_folds = {cfg[split + '_folds']} "
+                               f"have {'no event' if oc.kind == 'survival' else 'one label value only'}: the "
+                               f"{'C-index' if oc.kind == 'survival' else 'AUC'} is undefined; bring more records")
+    return {"outcome": {"kind": "cox" if oc.kind == "survival" else "bce", "target": target, "prefix": "outcome",
+                        "tag": "", "metric": "c_index" if oc.kind == "survival" else "auc", **rows}}
+
+
+class Net(torch.nn.Module):
+    """An ECG encoder (the aligned one or a random one; the AlignmentModel's normalisation and encode_ecg) and a
+    linear head on z_ecg. The alignment heads are kept but frozen (DDP needs every trained parameter used)."""
+
+    def __init__(self, base: AlignmentModel, head: torch.nn.Linear):
+        super().__init__()
+        self.base, self.head = base, head
+        for module in (base.ecg_proj, base.text_proj):
+            module.requires_grad_(False)
+        base.logit_scale.requires_grad_(False)
+
+    def forward(self, x):
+        return self.head(self.base.encode_ecg(x))
+
+
+def read_rows(array, rows: np.ndarray) -> torch.Tensor:
+    """One sorted fancy-indexed read of `rows` (a memmap is fine), as float32."""
+    return torch.from_numpy(np.ascontiguousarray(array[np.asarray(rows)], dtype=np.float32))
+
+
+@torch.no_grad()
+def predict(net, inputs, rows: np.ndarray, batch_size: int, device) -> np.ndarray:
+    """Outputs of `net` (eval mode) for `rows` of `inputs`, in row order."""
+    net = unwrap(net)
+    was = net.training
+    net.eval()
+    out = []
+    for start in range(0, len(rows), batch_size):
+        with autocast(device):
+            out.append(net(read_rows(inputs, rows[start:start + batch_size]).to(device)).float().cpu())
+    net.train(was)
+    return torch.cat(out).numpy() if out else np.zeros((0, 0), dtype=np.float32)
+
+
+# --- figures of merit ---------------------------------------------------------------------------------------------
+
+def score(kind: str, truth: np.ndarray, out: np.ndarray) -> float:
+    """Macro AUC ("bce": N x C labels) or Harrell's C-index ("cox": N x 2 time, event; risk = out[:, 0])."""
+    if kind == "cox":
+        return c_index(truth[:, 0], truth[:, 1], out[:, 0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(np.nanmean(stats.auc_columns(truth > 0.5, out)[0]))
+
+
+def resampled(kind: str, truth: np.ndarray, out: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """The figure of merit under each bootstrap resample (B values; NaN where undefined)."""
+    if kind == "cox":
+        return c_index_resamples(truth[:, 0], truth[:, 1], out[:, 0], counts)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(stats.auc_columns(truth > 0.5, out, counts), axis=1)
+
+
+def loss_fn(kind: str, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    if kind == "cox":
+        return cox_loss(out[:, 0], target[:, 0], target[:, 1])
+    return F.binary_cross_entropy_with_logits(out, target)
+
+
+# --- one run: an init trained on one set of rows ------------------------------------------------------------------
+
+def fit(net, inputs, target, train_rows, val_rows, kind: str, cfg: dict, device, saved: dict | None, save, hook,
+        log) -> dict:
+    """Train `net` on train_rows (inputs: signals or cached features; target: N x C), the best epoch chosen by the
+    validation figure (max; the first of equals). saved: this run's resume state; save(state) is called after
+    every epoch; hook(epoch) too (tests kill a run there). Returns {"best_state", "best_epoch", "history"}."""
+    rank, world = distributed()
+    model = net
+    if world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg["lr"],
+                            weight_decay=cfg["weight_decay"])
+    sampler = torch.utils.data.DistributedSampler(range(len(train_rows)), num_replicas=world, rank=rank,
+                                                  shuffle=True, seed=cfg["seed"])
+    per_rank = max(1, cfg["batch_size"] // world)
+    batches = torch.utils.data.BatchSampler(sampler, per_rank, drop_last=len(sampler) >= per_rank)
+    history, best_state = [], None
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["optimizer"])
+        set_rng_state(saved["rng"])
+        history, best_state = saved["history"], saved["best_state"]
+    target_t = torch.from_numpy(np.asarray(target, dtype=np.float32))
+    from tqdm import tqdm
+
+    for epoch in range(len(history) + 1, cfg["epochs"] + 1):
+        t0 = time.perf_counter()
+        sampler.set_epoch(epoch)
+        net.train()
+        total, n_seen = 0.0, 0
+        for positions in tqdm(batches, desc=f"  epoch {epoch}/{cfg['epochs']}", leave=False, disable=rank != 0):
+            rows = np.sort(train_rows[np.asarray(positions)])
+            with autocast(device):
+                out = net(read_rows(inputs, rows).to(device))
+            loss = loss_fn(kind, out.float(), target_t[rows].to(device))
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"epoch {epoch}: the {kind} loss is {loss.item()} (try a lower finetune.lr)")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total, n_seen = total + loss.item() * len(rows), n_seen + len(rows)
+        val = score(kind, np.asarray(target)[val_rows], predict(model, inputs, val_rows, 256, device))
+        history.append({"epoch": epoch, "train_loss": total / max(1, n_seen), "val": val,
+                        "seconds": time.perf_counter() - t0})
+        best = max(history, key=lambda r: -np.inf if np.isnan(r["val"]) else r["val"])
+        if best["epoch"] == epoch:
+            best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        log(f"  epoch {epoch}/{cfg['epochs']}: train loss {history[-1]['train_loss']:.4f}, val "
+            f"{'C-index' if kind == 'cox' else 'macro AUC'} {val:.4f} ({history[-1]['seconds']:.1f} s)"
+            + ("  *best*" if best["epoch"] == epoch else ""))
+        if rank == 0:
+            save({"model": model.state_dict(), "optimizer": opt.state_dict(), "rng": rng_state(),
+                  "history": history, "best_state": best_state})
+        if hook is not None:
+            hook(epoch)
+    best = max(history, key=lambda r: -np.inf if np.isnan(r["val"]) else r["val"])
+    return {"best_state": best_state, "best_epoch": best["epoch"], "history": history}
+
+
+def make_net(init: str, pretrained: AlignmentModel, out_dim: int, seed: int) -> torch.nn.Module:
+    """The net of an init, freshly seeded. The head starts at zero for every init: its first steps move along the
+    difference of the class means of z_ecg (a random head would start anywhere and, at a small lr, stay there)."""
+    seed_everything(seed)
+    head = torch.nn.Linear(pretrained.config["embed_dim"], out_dim)
+    torch.nn.init.zeros_(head.weight)
+    torch.nn.init.zeros_(head.bias)
+    if init == "frozen":
+        return head
+    if init == "random":
+        base = AlignmentModel(pretrained.config, lead_mean=pretrained.lead_mean, lead_std=pretrained.lead_std)
+    else:
+        base = copy.deepcopy(unwrap(pretrained))
+    return Net(base, head)
+
+
+# --- the whole experiment, resumable ------------------------------------------------------------------------------
+
+def fingerprint(cfg: dict, pretrained: AlignmentModel, signals, tasks: dict, world: int) -> str:
+    """Hash of what a resume state belongs to: config, world size, the pretrained weights, the signals' shape
+    plus 64 evenly spaced records, and every run's rows and targets."""
+    h = hashlib.sha256()
+    h.update(json.dumps(cfg, sort_keys=True).encode() + f"world={world};shape={tuple(signals.shape)}".encode())
+    for k, v in sorted(unwrap(pretrained).state_dict().items()):
+        h.update(k.encode() + v.detach().cpu().numpy().tobytes())
+    sample = np.unique(np.linspace(0, len(signals) - 1, min(len(signals), 64)).astype(int))
+    h.update(np.ascontiguousarray(signals[sample]).tobytes())
+    for name, t in sorted(tasks.items()):
+        h.update(name.encode() + t["kind"].encode())
+        for a in (t["target"], t["train"], t["val"], t["test"]):
+            h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()[:16]
+
+
+def run_experiment(signals, pretrained: AlignmentModel, tasks: dict, cfg: dict, state_dir="data/finetune_state",
+                   hook=None, log=print, inits=INITS) -> dict:
+    """Train every (task, init) run. tasks: name -> {"kind": "bce"|"cox", "target": N x C, "train", "val",
+    "test": row indices}. Returns name -> init -> {"test_out", "best_epoch", "history"} (test_out: test outputs
+    of the best epoch). Resumable (module docstring); hook(run_name, epoch) is called after each epoch; `inits`: a
+    subset of INITS (tests)."""
+    rank, world = distributed()
+    log = log if rank == 0 else (lambda *a, **k: None)
+    device = resolve_device(cfg["device"], int(os.environ.get("LOCAL_RANK", 0)))
+    pretrained = unwrap(pretrained).to(device).eval()
+    key = fingerprint({**{k: cfg[k] for k in CONFIG_KEYS}, "inits": list(inits)}, pretrained, signals, tasks, world)
+    path = Path(state_dir) / "last.pt"
+    state = load_state(path, key, log)
+    done = state["done"] if state else {}
+    current = state.get("current") if state else None
+    features = None
+    results: dict = {}
+    for name, t in tasks.items():
+        for init in inits:
+            run = f"{name}/{init}"
+            if run in done:
+                results.setdefault(name, {})[init] = done[run]
+                continue
+            log(f"{run}: {len(t['train'])} training, {len(t['val'])} validation, {len(t['test'])} test records")
+            out_dim = 1 if t["kind"] == "cox" else t["target"].shape[1]   # Cox: one risk score
+            net = make_net(init, pretrained, out_dim, cfg["seed"]).to(device)
+            inputs = signals
+            if init == "frozen":
+                if features is None:   # z_ecg of the frozen aligned encoder, computed once for every row used
+                    features = np.zeros((len(signals), pretrained.config["embed_dim"]), dtype=np.float32)
+                    used = np.unique(np.concatenate([np.concatenate([u["train"], u["val"], u["test"]])
+                                                     for u in tasks.values()]))
+                    features[used] = encode_all(pretrained, signals, rows=used, device=device)[0]
+                inputs = features
+            saved = current["fit"] if current is not None and current["run"] == run else None
+
+            def save(fit_state, run=run):
+                _save_state(path, {"key": key, "done": done, "current": {"run": run, "fit": fit_state}})
+
+            out = fit(net, inputs, t["target"], t["train"], t["val"], t["kind"], cfg, device, saved, save,
+                      None if hook is None else (lambda epoch, run=run: hook(run, epoch)), log)
+            net.load_state_dict(out["best_state"])
+            test_out = predict(net, inputs, t["test"], 256, device)
+            done[run] = {"test_out": torch.from_numpy(test_out), "best_epoch": out["best_epoch"],
+                         "history": out["history"]}
+            results.setdefault(name, {})[init] = done[run]
+            if rank == 0:
+                _save_state(path, {"key": key, "done": done, "current": None})
+    if world > 1:
+        dist.barrier()
+    return results
+
+
+def load_state(path: Path, key: str, log) -> dict | None:
+    """The resume state at `path` if it belongs to `key`, else None (saying why)."""
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        log(f"{path}: unreadable ({type(e).__name__}), ignoring it: starting fresh")
+        return None
+    if not isinstance(state, dict) or state.get("key") != key:
+        log(f"{path} belongs to other params or inputs: ignoring it, starting fresh")
+        return None
+    current = state.get("current")
+    log(f"resuming from {path}: {len(state['done'])} run(s) done"
+        + (f", {current['run']} after epoch {len(current['fit']['history'])}" if current else ""))
+    return state
+
+
+def _save_state(path: Path, state: dict) -> None:
+    from .atomic import atomic_path
+
+    with atomic_path(path, suffix=".pt") as tmp:
+        torch.save(state, tmp)
+
+
+# --- metrics ------------------------------------------------------------------------------------------------------
+
+def key(*parts: str) -> str:
+    return "_".join(p for p in parts if p)
+
+
+def summarise(results: dict, tasks: dict, n_boot: int = stats.N_BOOT, seed: int = 0) -> dict:
+    """Flat metrics of every task (its "prefix", "tag", "metric"): <prefix>_<init>_<tag>_<metric> with _ci_low,
+    _ci_high, and <prefix>_<init>_<tag>_best_epoch; <prefix>_gain_<tag>_<metric> (aligned - random) and
+    <prefix>_frozen_gain_<tag>_<metric> (frozen - random) with paired bootstrap intervals (the same resamples of
+    the test records for every init). Undefined figures are None."""
+    m = {}
+    for name, t in tasks.items():
+        prefix, tag, metric = t["prefix"], t.get("tag", ""), t["metric"]
+        truth = np.asarray(t["target"])[t["test"]]
+        counts = stats.bootstrap_counts(len(t["test"]), n_boot, seed)
+        boot, point = {}, {}
+        for init in INITS:
+            r = results[name][init]
+            out = np.asarray(r["test_out"])
+            boot[init], point[init] = resampled(t["kind"], truth, out, counts), score(t["kind"], truth, out)
+            lo, hi = stats.interval(boot[init])
+            k = key(prefix, init, tag, metric)
+            m.update({k: point[init], k + "_ci_low": lo, k + "_ci_high": hi,
+                      key(prefix, init, tag, "best_epoch"): int(r["best_epoch"])})
+        for init, gain in (("aligned", "gain"), ("frozen", "frozen_gain")):
+            lo, hi = stats.interval(boot[init] - boot["random"])
+            k = key(prefix, gain, tag, metric)
+            m.update({k: point[init] - point["random"], k + "_ci_low": lo, k + "_ci_high": hi})
+    return {k: (None if np.isnan(v) else round(float(v), 4)) if isinstance(v, float) else v for k, v in m.items()}
+
+
+def plot_label_efficiency(metrics: dict, fractions, path, title: str) -> Path:
+    """Test macro AUC against label fraction (log axis), one line per init with its bootstrap interval."""
+    from .plots import _save, plt
+
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    x = np.asarray(fractions, dtype=float) * 100
+    for i, init in enumerate(INITS):
+        keys = [f"finetune_{init}_{pct_name(f)}_auc_macro" for f in fractions]
+        y = np.array([np.nan if metrics.get(k) is None else metrics[k] for k in keys], dtype=float)
+        lo = np.array([np.nan if metrics.get(k + "_ci_low") is None else metrics[k + "_ci_low"] for k in keys])
+        hi = np.array([np.nan if metrics.get(k + "_ci_high") is None else metrics[k + "_ci_high"] for k in keys])
+        ax.errorbar(x * (1 + 0.04 * (i - 1)), y, yerr=[y - lo, hi - y], marker="o", capsize=3,
+                    label={"aligned": "aligned, fine-tuned", "frozen": "aligned, frozen (head only)",
+                           "random": "random init"}[init])
+    ax.set_xscale("log")
+    ax.set_xticks(x, [f"{v:g} %" for v in x])
+    ax.set(xlabel="labelled training records", ylabel="test macro AUC (95 % CI)", title=title)
+    ax.axhline(0.5, color="k", lw=0.6, ls="--")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def report(metrics: dict, fractions) -> str:
+    """The table the stage prints: test figure [95 % CI] per init and the gain of pretraining, per fraction."""
+    fmt = lambda m, k: "-" if m.get(k) is None else (  # noqa: E731
+        f"{m[k]:.3f} [{m[k + '_ci_low']:.3f}, {m[k + '_ci_high']:.3f}]" if m.get(k + "_ci_low") is not None
+        else f"{m[k]:.3f}")
+    rows = [(f"{f * 100:g} % ({metrics.get(f'finetune_{pct_name(f)}_n_train')} records)", "finetune",
+             pct_name(f), "auc_macro") for f in fractions]
+    if metrics.get("outcome_kind") not in (None, "none"):
+        metric = "c_index" if metrics["outcome_kind"] == "survival" else "auc"
+        rows.append((f"outcome {metric} ({metrics['outcome_n_train']} records)", "outcome", "", metric))
+    lines = [f"{'labels':<28}" + "".join(f"{i:<24}" for i in INITS) + "gain of pretraining (aligned - random)"]
+    for label, prefix, tag, metric in rows:
+        lines.append(f"{label:<28}" + "".join(f"{fmt(metrics, key(prefix, i, tag, metric)):<24}" for i in INITS)
+                     + fmt(metrics, key(prefix, "gain", tag, metric)))
+    return "\n".join(lines)

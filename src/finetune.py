@@ -1,0 +1,118 @@
+"""finetune stage: does the aligned encoder make a better ECG model than training from scratch?
+
+    python src/finetune.py                                  # one process
+    torchrun --nproc_per_node 8 src/finetune.py             # DDP (nccl on GPUs, gloo on CPU)
+
+Fine-tunes the aligned encoder (data/model/model.pt), the same encoder frozen, and the same architecture from a
+random init, on finetune.task at each finetune.label_fractions and on finetune.outcomes (a CSV ecg_id,time,event or
+ecg_id,label; `synthetic` / `synthetic_null`: the synthetic source's generated outcome, which the signal carries /
+does not carry; '' none). Writes metrics/finetune.json, plots/label_efficiency.png and data/finetune/ (the outcome
+table used and every run's test outputs). A killed run, re-run with the same params, resumes from
+data/finetune_state/last.pt. Library: src/ecgalign/finetune.py, src/ecgalign/outcomes.py.
+"""
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from ecgalign import finetune as ft
+from ecgalign import params
+from ecgalign.atomic import atomic_dir, write_json
+from ecgalign.labels import task_labels
+from ecgalign.models import load_model
+from ecgalign.outcomes import read_outcomes
+from ecgalign.ptbxl import read_statements
+from ecgalign.reports import read_reports
+from ecgalign.signals import load_signals
+from ecgalign.training import resolve_device
+
+SIGNALS, REPORTS, RAW, MODEL = "data/signals", "data/reports.jsonl", "data/raw", "data/model/model.pt"
+OUT_DIR, STATE_DIR, METRICS, PLOT = "data/finetune", "data/finetune_state", "metrics/finetune.json", \
+    "plots/label_efficiency.png"
+
+
+def outcome_source(p, ecg_ids, folder: Path) -> Path | None:
+    """The outcome CSV to use: finetune.outcomes, or the synthetic outcome written into `folder`; None for none."""
+    name = p.finetune.outcomes
+    if name in ("synthetic", "synthetic_null"):
+        if p.data.source != "synthetic":
+            print(f"finetune.outcomes = {name}: only the synthetic source has a generated outcome "
+                  f"(data.source = {p.data.source}); no outcome task")
+            return None
+        from ecgalign.synthetic import outcomes
+
+        path = folder / "outcomes.csv"
+        outcomes(ecg_ids, p.data.seed, p.data.sampling_rate, dependence=name == "synthetic").to_csv(path, index=False)
+        return path
+    return Path(name) if name else None
+
+
+def main():
+    start = time.time()
+    p = params.load()
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    if world > 1:
+        cuda = resolve_device(p.train.device, int(os.environ.get("LOCAL_RANK", 0))).type == "cuda"
+        if cuda:
+            torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
+        dist.init_process_group("nccl" if cuda else "gloo")
+    rank = dist.get_rank() if world > 1 else 0
+    try:
+        cfg = ft.config_from_params(p)
+        signals, _ = load_signals(SIGNALS)
+        reports = read_reports(REPORTS)
+        if len(signals) != len(reports):
+            raise ValueError(f"{SIGNALS}/signals.npy has {len(signals)} rows but {REPORTS} has {len(reports)} "
+                             f"records: re-run the stages (dvc repro)")
+        folds = np.array([r["strat_fold"] for r in reports])
+        ecg_ids = [r["ecg_id"] for r in reports]
+        y, classes, keep = task_labels([r["scp_codes"] for r in reports], read_statements(RAW), cfg["task"])
+        tasks = ft.classification_tasks(y, keep, folds, cfg)
+        # rank 0 writes data/finetune/; the other ranks read the same outcome table from a scratch folder
+        with (atomic_dir(OUT_DIR) if rank == 0 else tempfile.TemporaryDirectory()) as out:
+            out = Path(out)
+            source = outcome_source(p, ecg_ids, out)
+            outcome = read_outcomes(source, ecg_ids, p.finetune.on_error) if source else None
+            if outcome is not None:
+                tasks.update(ft.outcome_task(outcome, folds, cfg, str(p.finetune.outcomes)))
+            pretrained = load_model(MODEL, encoder=p.ecg.encoder)
+            print(f"finetune: task {cfg['task']} ({len(classes)} classes: {', '.join(classes)}), fractions "
+                  f"{cfg['label_fractions']}, outcome: {source or 'none'}; {cfg['epochs']} epoch(s) per run")
+            results = ft.run_experiment(signals, pretrained, tasks, cfg, STATE_DIR)
+            if rank == 0:
+                np.savez(out / "test_outputs.npz", **{f"{name}__{init}": np.asarray(r["test_out"])
+                                                       for name, runs in results.items() for init, r in runs.items()},
+                         **{f"{name}__rows": t["test"] for name, t in tasks.items()})
+        if rank != 0:
+            return
+        metrics = {"finetune_task": cfg["task"], "finetune_classes": classes, "finetune_epochs": cfg["epochs"],
+                   "finetune_world_size": world,
+                   "finetune_n_val": len(tasks[ft.pct_name(cfg["label_fractions"][0])]["val"]),
+                   "finetune_n_test": len(tasks[ft.pct_name(cfg["label_fractions"][0])]["test"]),
+                   **{f"finetune_{ft.pct_name(f)}_n_train": len(tasks[ft.pct_name(f)]["train"])
+                      for f in cfg["label_fractions"]}}
+        if outcome is not None:
+            t = tasks["outcome"]
+            metrics.update(outcome_kind=outcome.kind, outcome_n=len(outcome.rows), outcome_n_skipped=outcome.n_skipped,
+                           outcome_skipped=outcome.skipped, outcome_n_train=len(t["train"]),
+                           outcome_n_test=len(t["test"]), outcome_n_test_positive=int(t["target"][t["test"], -1].sum()))
+        else:
+            metrics["outcome_kind"] = "none"
+        metrics.update(ft.summarise(results, tasks, seed=cfg["seed"]))
+        metrics["finetune_seconds"] = round(time.time() - start, 1)
+        write_json(METRICS, metrics)
+        ft.plot_label_efficiency(metrics, cfg["label_fractions"], PLOT,
+                                 f"{cfg['task']}: test macro AUC (n={metrics['finetune_n_test']})")
+        print(ft.report(metrics, cfg["label_fractions"]))
+        print(f"wrote {METRICS}, {PLOT} and {OUT_DIR}/ in {time.time() - start:.1f} s")
+    finally:
+        if world > 1:
+            dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()
