@@ -64,7 +64,10 @@ SCHEMA = {
     },
     "evaluate": {
         "seed": (int, (0, None)),
-        "probe_c": ((int, float), (1e-6, 1e6)),
+        "label_fractions": (list, (1e-4, 1.0)),
+        "probe_c_grid": (list, (1e-6, 1e6)),
+        "bootstrap": (int, (10, 100_000)),
+        "shuffles": (int, (1, 100)),
         "map_points": (int, (10, 1_000_000)),
     },
 }
@@ -85,6 +88,13 @@ def _check(key: str, value, typ, check):
         raise ParamsError(f"params.yaml: {key} must be {names}, got {value!r} ({type(value).__name__}){hint}")
     if isinstance(value, float) and not math.isfinite(value):
         raise ParamsError(f"params.yaml: {key} = {value!r} is not a finite number")
+    if typ is list and check != FOLDS:   # a list of numbers, each in the (low, high) range
+        low, high = check
+        bad = [v for v in value if isinstance(v, bool) or not isinstance(v, (int, float)) or not low <= v <= high]
+        if not value or bad:
+            raise ParamsError(f"params.yaml: {key} must be a non-empty list of numbers in [{low}, {high}], "
+                              f"got {value!r}")
+        return
     if typ is list:
         if not value:
             raise ParamsError(f"params.yaml: {key} must name at least one fold")
