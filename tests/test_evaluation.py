@@ -268,7 +268,22 @@ def test_stage_writes_every_contract_metric_and_plot(stage_dir):
     for c in ("NORM", "MI", "STTC", "CD", "HYP"):
         assert 0 <= metrics[f"zero_shot_auc_{c}"] <= 1 and 0 <= metrics[f"baseline_linear_probe_auc_{c}"] <= 1
     assert not any(k.startswith("baseline_ecg_to_text_chance") for k in metrics)
-    for name in ("loss", "embedding_map", "zero_shot_roc"):
+    # every task and fraction, with intervals around the point figure; chosen C from the grid; the shuffle null
+    for task in ("superdiagnostic", "subdiagnostic", "diagnostic", "form", "rhythm", "all"):
+        assert f"zero_shot_{task}_auc_macro" in metrics and f"{task}_n_classes" in metrics
+        for f in ("1pct", "10pct", "100pct"):
+            assert f"baseline_linear_probe_{task}_{f}_auc_macro" in metrics
+    for key in ("zero_shot_auc_macro", "linear_probe_auc_macro", "ecg_to_text_r1", "ecg_to_report_codes_r5",
+                "report_map_jaccard", "baseline_zero_shot_all_auc_macro"):
+        assert metrics[key + "_ci_low"] <= metrics[key] <= metrics[key + "_ci_high"], key
+    assert metrics["linear_probe_superdiagnostic_100pct_c"] in (0.001, 0.01, 0.1, 1.0, 10.0)
+    assert metrics["linear_probe_superdiagnostic_100pct_n_train"] == 64
+    assert metrics["rhythm_n_classes"] == 0 and metrics["zero_shot_rhythm_auc_macro"] is None   # only SR: no negative
+    assert metrics["report_gallery_size"] == 7 and metrics["ecg_to_report_chance_r1"] == pytest.approx(1 / 7)
+    assert {"ecg_to_text_shuffle_r1", "baseline_ecg_to_report_super_shuffle_r10", "val_ecg_to_text_r1",
+            "val_zero_shot_auc_macro", "val_linear_probe_auc_macro"} <= set(metrics)
+    assert not any(k.startswith("baseline_val_") for k in metrics)
+    for name in ("loss", "embedding_map", "zero_shot_roc", "tasks"):
         assert (stage_dir / "plots" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
