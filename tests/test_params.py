@@ -53,3 +53,19 @@ def test_missing_key_and_missing_file(tmp_path):
         validate(raw)
     with pytest.raises(ParamsError, match="not found: run the stages from the repository root"):
         load(tmp_path / "params.yaml")
+
+
+def test_evaluate_lists_of_numbers_are_checked():
+    import copy
+
+    import yaml
+
+    from ecgalign import params as pm
+
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    pm.validate(copy.deepcopy(raw))
+    for bad in ([], [0.0], [0.5, "x"], [True], [1.5]):
+        r = copy.deepcopy(raw)
+        r["evaluate"]["label_fractions"] = bad
+        with pytest.raises(pm.ParamsError, match=r"evaluate\.label_fractions must be a non-empty list of numbers"):
+            pm.validate(r)
