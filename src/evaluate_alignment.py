@@ -1,11 +1,12 @@
 """evaluate stage: how well the trained model aligns ECGs with their reports, on the test folds, beside the same
-metrics for the untrained model (baseline_*) and the chance levels, so that neither a collapse nor a gain hides.
+figures for the untrained model (baseline_*), the chance, majority and shuffle levels, with 95 % bootstrap intervals;
+plus cheap validation-fold figures (val_*) for design choices.
 
     python src/evaluate_alignment.py
 
 Reads data/{reports.jsonl, model/, ecg_embeddings/, text/, signals/, raw/scp_statements.csv}, dvclive's loss curves;
-writes metrics/eval.json and plots/{loss, embedding_map, zero_shot_roc}.png. Metric definitions:
-src/ecgalign/evaluation.py.
+writes metrics/eval.json and plots/{loss, embedding_map, zero_shot_roc, tasks}.png. Metric definitions:
+src/ecgalign/benchmark.py (and evaluation.py, probe.py, stats.py, labels.py).
 """
 from __future__ import annotations
 
@@ -16,63 +17,67 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
+from ecgalign import benchmark as bm
 from ecgalign import evaluation as ev
+from ecgalign import labels as lb
 from ecgalign import params as params_mod
-from ecgalign import plots
+from ecgalign import artifacts as art
+from ecgalign import plots, stats
 from ecgalign.atomic import write_json
+from ecgalign.attribution import statement_directions, statement_metrics
+from ecgalign.ecgplot import plot_statement_auc
+from ecgalign.errors import ArtifactError
 from ecgalign.models import AlignmentModel, encode_all, load_model
-from ecgalign.ptbxl import SUPERCLASSES, read_statements
-from ecgalign.reports import read_reports
+from ecgalign.ptbxl import read_statements
 
 
 def load_inputs(data: Path, split) -> SimpleNamespace:
-    """The stage's inputs, checked to be row-aligned with reports.jsonl (errors name the file)."""
-    reports = read_reports(data / "reports.jsonl")
+    """The stage's inputs, checked to be row-aligned with reports.jsonl (ecgalign.artifacts: errors name the file)."""
+    reports_path = data / art.REPORTS.relative_to("data")
+    reports = art.load_reports(reports_path)
     n = len(reports)
     folds = np.array([r["strat_fold"] for r in reports])
     test = np.flatnonzero(np.isin(folds, split.test_folds))
     train = np.flatnonzero(np.isin(folds, split.train_folds))
+    val = np.flatnonzero(np.isin(folds, split.val_folds))
     if len(test) < 2 or len(train) < 2:
-        raise ValueError(f"{data / 'reports.jsonl'}: {len(test)} records in split.test_folds={split.test_folds} and "
-                         f"{len(train)} in split.train_folds={split.train_folds}; need at least 2 in each")
-    arrays = {}
-    for name, path in [("e_ecg", "ecg_embeddings/e_ecg.npy"), ("z_ecg", "ecg_embeddings/z_ecg.npy"),
-                       ("text", "text/record_embeddings.npy"), ("signals", "signals/signals.npy")]:
-        if not (data / path).exists():
-            raise FileNotFoundError(f"{data / path} not found: run the pipeline up to this stage (dvc repro)")
-        arrays[name] = np.load(data / path, mmap_mode="r")
-        if len(arrays[name]) != n:
-            raise ValueError(f"{data / path} has {len(arrays[name])} rows but {data / 'reports.jsonl'} has {n} "
-                             f"records: the artifacts are out of date, rerun dvc repro")
-    statements = ev.read_jsonl(data / "text" / "statements.jsonl")
-    statement_emb = np.load(data / "text" / "statement_embeddings.npy")
-    if len(statements) != len(statement_emb):
-        raise ValueError(f"{data / 'text'}: statements.jsonl has {len(statements)} rows, statement_embeddings.npy "
-                         f"has {len(statement_emb)}")
-    table = read_statements(data / "raw")
+        raise ArtifactError(f"{reports_path}: {len(test)} records in split.test_folds={split.test_folds} and "
+                            f"{len(train)} in split.train_folds={split.train_folds}; need at least 2 in each")
+    z_ecg, e_ecg = art.load_ecg_embeddings(n, data / art.ECG_EMBEDDINGS.relative_to("data"), reports_path)
+    text = art.load_array(data / art.RECORD_EMBEDDINGS.relative_to("data"), n, "text_embeddings", reports_path)
+    signals = art.load_array(data / art.SIGNALS_ARRAY.relative_to("data"), n, "signals", reports_path)
+    statements, statement_emb = art.load_statements(data / art.TEXT.relative_to("data"))
+    table = read_statements(data / art.RAW.relative_to("data"))
     diagnostic_class = {code: c for code, c in table["diagnostic_class"].items() if isinstance(c, str)}
-    scp = [r["scp_codes"] for r in reports]
-    labels = ev.superclass_labels(scp, diagnostic_class, SUPERCLASSES)
     return SimpleNamespace(
-        reports=reports, test=test, train=train, labels=labels, diagnostic_class=diagnostic_class,
-        primary=ev.primary_superclass([scp[i] for i in test], diagnostic_class, SUPERCLASSES),
-        statement_codes=[s["code"] for s in statements], statement_emb=statement_emb, **arrays)
+        reports=reports, test=test, train=train, val=val, table=table,
+        primary=ev.primary_superclass([reports[i]["scp_codes"] for i in test], diagnostic_class, lb.SUPERCLASSES),
+        statement_codes=[s["code"] for s in statements], statement_emb=statement_emb,
+        e_ecg=e_ecg, z_ecg=z_ecg, text=text, signals=signals)
 
 
-def model_metrics(model, inp: SimpleNamespace, e_test, e_train, z_test, z_train, probe_c: float):
-    """All metrics of one model given its ECG embeddings of the test and train rows: (metrics, extras)."""
-    test, train = inp.test, inp.train
-    e_text = ev.project_text(model, np.asarray(inp.text[test]))
-    prompts, classes = ev.class_prompts(ev.project_text(model, inp.statement_emb), inp.statement_codes,
-                                        inp.diagnostic_class, SUPERCLASSES)
-    labels = inp.labels[:, [SUPERCLASSES.index(c) for c in classes]]
-    m, extras = ev.alignment_metrics(e_test, e_text, [inp.reports[i]["report"] for i in test], labels[test],
-                                     prompts, classes)
-    m.update(ev.probe_metrics(e_train, labels[train], e_test, labels[test], classes, probe_c))
-    m.update(ev.probe_metrics(z_train, labels[train], z_test, labels[test], classes, probe_c, "linear_probe_z"))
-    extras.update(e_text=e_text, classes=classes, labels=labels[test],
-                  no_prompt=[c for c in SUPERCLASSES if c not in classes])
-    return m, extras
+def model_figures(model, inp: SimpleNamespace, prep, emb: dict, p, counts, prefix: str = "") -> tuple[dict, dict]:
+    """Every figure of one model given its ECG embeddings emb = {"e"|"z": {"train"|"val"|"test": array}}:
+    (metrics with `prefix`, extras for the plots)."""
+    ep = p.evaluate
+    e_text = ev.project_text(model, np.asarray(inp.text[inp.test]))
+    statements = ev.project_text(model, inp.statement_emb)
+    m = bm.retrieval(prep, inp.test, emb["e"]["test"], e_text, counts, ep.shuffles, ep.seed, prefix)
+    m[f"{prefix}ecg_embedding_mean_cosine"] = ev.mean_pairwise_cosine(emb["e"]["test"])
+    m[f"{prefix}text_embedding_mean_cosine"] = ev.mean_pairwise_cosine(e_text)
+    if len(inp.val) >= 2:
+        m.update(bm.validation(prep, emb["e"]["val"], ev.project_text(model, np.asarray(inp.text[inp.val])), prefix))
+
+    def prompts_of(task):
+        t = prep.tasks[task]
+        return ev.class_prompts(statements, inp.statement_codes, prep.class_codes[task], t.classes)
+
+    m.update(bm.tasks(prep, emb, prompts_of, counts, ep.probe_c_grid, prefix))
+    sup = prep.tasks["superdiagnostic"]
+    prompts, classes = prompts_of("superdiagnostic")
+    y = sup.y[inp.test][:, [sup.classes.index(c) for c in classes]]
+    return m, {"e_text": e_text, "classes": classes, "labels": y,
+               "zero_shot_scores": ev.zero_shot_scores(emb["e"]["test"], prompts)}
 
 
 def baseline_model(model: AlignmentModel, seed: int) -> AlignmentModel:
@@ -81,59 +86,94 @@ def baseline_model(model: AlignmentModel, seed: int) -> AlignmentModel:
     return AlignmentModel(model.config, lead_mean=model.lead_mean, lead_std=model.lead_std).eval()
 
 
-def print_summary(m: dict) -> None:
-    """trained | untrained | chance, for the headline metrics."""
-    rows = ["alignment_loss", "ecg_to_text_r1", "ecg_to_text_r5", "ecg_to_text_r10", "zero_shot_auc_macro",
-            "linear_probe_auc_macro", "linear_probe_z_auc_macro", "ecg_embedding_mean_cosine",
-            "text_embedding_mean_cosine"]
-    fmt = lambda v: "-" if v is None else f"{v:.4f}"  # noqa: E731
-    print(f"{'metric (test folds, n=' + str(m['n_test']) + ')':<34}{'trained':>10}{'untrained':>11}{'chance':>10}")
-    for k in rows:
-        chance = m.get(k.replace("ecg_to_text_r", "ecg_to_text_chance_r")) if k.startswith("ecg_to_text_r") else None
-        print(f"{k:<34}{fmt(m.get(k)):>10}{fmt(m.get('baseline_' + k)):>11}{fmt(chance):>10}")
-    print(f"{'ecg_to_text_majority_r1':<34}{fmt(m['ecg_to_text_majority_r1']):>10}")
+def print_summary(m: dict, fractions) -> None:
+    """Readable tables: retrieval (trained, untrained, chance, majority, shuffle null) and the tasks."""
+    f3 = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
+
+    def ci(k):
+        v = m.get(k)
+        return f"{f3(v)} [{f3(m.get(k + '_ci_low'))}, {f3(m.get(k + '_ci_high'))}]" if v is not None else "-"
+
+    print(f"\nretrieval (test folds, n={m['n_test']}; distinct reports: {m['report_gallery_size']})")
+    print(f"{'figure':<24}{'trained [95% CI]':>26}{'untrained':>11}{'chance':>9}{'majority':>10}{'shuffle':>9}")
+    names = [(f"ecg_to_text_r{k}", f"ecg_to_text_chance_r{k}", "ecg_to_text_majority_r1" if k == 1 else None)
+             for k in bm.KS]
+    for sfx in bm.NOTIONS:
+        names += [(f"ecg_to_report{sfx}_r{k}", f"ecg_to_report{sfx}_chance_r{k}",
+                   f"ecg_to_report{sfx}_majority_r1" if k == 1 else None) for k in bm.KS]
+    for key, chance, major in names:
+        print(f"{key:<24}{ci(key):>26}{f3(m.get('baseline_' + key)):>11}{f3(m[chance]):>9}"
+              f"{f3(m.get(major)):>10}{f3(m[_shuffle(key)]):>9}")
+    print(f"{'report_map_jaccard':<24}{ci('report_map_jaccard'):>26}{f3(m.get('baseline_report_map_jaccard')):>11}"
+          f"{f3(m['report_map_jaccard_chance']):>9}{'':>10}{f3(m['report_map_jaccard_shuffle']):>9}")
+    print(f"{'report_hubness_k10':<24}{f3(m['report_hubness_k10']):>26}{f3(m['baseline_report_hubness_k10']):>11}")
+    for k in ("alignment_loss", "ecg_embedding_mean_cosine", "text_embedding_mean_cosine"):
+        print(f"{k:<24}{f3(m[k]):>26}{f3(m['baseline_' + k]):>11}")
+    print(f"\nAUC macro (test folds), trained [95% CI] / untrained; probe C chosen on split.val_folds")
+    cols = ["zero-shot"] + [f"probe {bm.fraction_key(f)}" for f in fractions]
+    print(f"{'task':<17}{'classes':>8}" + "".join(f"{c:>36}" for c in cols))
+    for task in lb.TASKS:
+        keys = [f"zero_shot_{task}_auc_macro"] + [f"linear_probe_{task}_{bm.fraction_key(f)}_auc_macro"
+                                                  for f in fractions]
+        cells = [f"{ci(k)} / {f3(m.get('baseline_' + k))}" for k in keys]
+        print(f"{task:<17}{m[task + '_n_classes']:>8}" + "".join(f"{c:>36}" for c in cells))
+    val = [k for k in m if k.startswith("val_")]
+    print("\nvalidation folds (for design choices): " + ", ".join(f"{k} {f3(m[k])}" for k in val))
 
 
-def main(data_dir: str | Path = "data", params_path: str | Path = "params.yaml",
-         metrics_path: str | Path = "metrics/eval.json", plots_dir: str | Path = "plots",
-         dvclive_dir: str | Path = "dvclive") -> dict:
-    """Run the stage; returns the metrics written to metrics_path."""
+def _shuffle(key: str) -> str:
+    head, k = key.rsplit("_r", 1)
+    return f"{head}_shuffle_r{k}"
+
+
+def main(data_dir: str | Path = "data", params_path: str | Path = art.PARAMS,
+         metrics_path: str | Path = art.EVAL_METRICS, plots_dir: str | Path = art.PLOTS,
+         dvclive_dir: str | Path = art.DVCLIVE, statements_path: str | Path | None = None) -> dict:
+    """Run the stage; returns the metrics written to metrics_path. statements_path (default: beside metrics_path,
+    statements.json) gets the per-statement detector AUCs (ecgalign.attribution.statement_directions)."""
     start = time.time()
     p = params_mod.load(params_path)
+    ep = p.evaluate
     data, plots_dir = Path(data_dir), Path(plots_dir)
     inp = load_inputs(data, p.split)
-    test, train = inp.test, inp.train
-    model = load_model(data / "model" / "model.pt")
-    print(f"evaluate: {len(test)} test records (folds {p.split.test_folds}), {len(train)} train records for the "
-          f"probe, {model.config['encoder']} model")
+    test, train, val = inp.test, inp.train, inp.val
+    model = load_model(data / art.MODEL.relative_to("data"))
+    print(f"evaluate: {len(test)} test records (folds {p.split.test_folds}), {len(train)} train and {len(val)} "
+          f"validation records for the probes, {model.config['encoder']} model")
+    prep = bm.prepare(inp.reports, inp.table, train, val, test, ep.label_fractions, ep.seed)
+    counts = stats.bootstrap_counts(len(test), ep.bootstrap, ep.seed)
+    splits = {"train": train, "val": val, "test": test}
 
-    trained, extras = model_metrics(model, inp, np.asarray(inp.e_ecg[test]), np.asarray(inp.e_ecg[train]),
-                                    np.asarray(inp.z_ecg[test]), np.asarray(inp.z_ecg[train]), p.evaluate.probe_c)
-    base = baseline_model(model, p.evaluate.seed)
-    z, e = encode_all(base, inp.signals, rows=np.concatenate([test, train]))
-    n = len(test)
-    untrained, _ = model_metrics(base, inp, e[:n], e[n:], z[:n], z[n:], p.evaluate.probe_c)
+    emb = {space: {s: np.asarray(arr[rows]) for s, rows in splits.items()}
+           for space, arr in (("e", inp.e_ecg), ("z", inp.z_ecg))}
+    trained, extras = model_figures(model, inp, prep, emb, p, counts)
+    emb_trained_test = emb["e"]["test"]
+    base = baseline_model(model, ep.seed)
+    order = np.concatenate([test, val, train])
+    z, e = encode_all(base, inp.signals, rows=order)
+    cut = np.cumsum([len(test), len(val)])
+    emb = {space: dict(zip(("test", "val", "train"), np.split(arr, cut))) for space, arr in (("e", e), ("z", z))}
+    untrained, _ = model_figures(base, inp, prep, emb, p, counts, prefix="baseline_")
+    levels = bm.retrieval_levels(prep, test, ep.shuffles, ep.seed)
+    metrics = {"n_test": int(len(test)), "n_train": int(len(train)), "n_val": int(len(val)), **levels, **trained,
+               **{k: v for k, v in untrained.items() if not k.startswith("baseline_val_")}}
 
-    chance_keys = [k for k in trained if "_chance_" in k or "_majority_" in k]
-    metrics = {"n_test": int(n), "n_train": int(len(train)), **trained,
-               **{f"baseline_{k}": v for k, v in untrained.items() if k not in chance_keys}}
-    skipped = extras["zero_shot_skipped"] + extras["no_prompt"]
-    if skipped:
-        print(f"zero-shot/probe: superclass(es) {skipped} left out of the macro AUC (no statement of that class, "
-              f"or only one label value among the test records)")
-    positives = dict(zip(extras["classes"], extras["labels"].sum(axis=0).tolist()))
-    print(f"test positives per superclass: {positives}")
-
+    metrics = {k: None if isinstance(v, float) and not np.isfinite(v) else v for k, v in metrics.items()}
     curves = {s: plots.read_curve(Path(dvclive_dir) / "plots" / "metrics" / s / "alignment_loss.tsv")
               for s in ("train", "val")}
     if plots.plot_loss(curves, plots_dir / "loss.png") is None:
         print(f"plots/loss.png skipped: no {dvclive_dir}/plots/metrics/{{train,val}}/alignment_loss.tsv")
     plots.plot_embedding_map(np.asarray(inp.e_ecg[test]), extras["e_text"], inp.primary,
-                             plots_dir / "embedding_map.png", p.evaluate.map_points, p.evaluate.seed)
+                             plots_dir / "embedding_map.png", ep.map_points, ep.seed)
     plots.plot_roc(extras["labels"], extras["zero_shot_scores"], extras["classes"], plots_dir / "zero_shot_roc.png",
-                   title=f"Zero-shot superclass ROC, test folds (n={n})")
+                   title=f"Zero-shot superclass ROC, test folds (n={len(test)})")
+    plots.plot_tasks(metrics, lb.TASKS, [bm.fraction_key(f) for f in ep.label_fractions], plots_dir / "tasks.png")
     write_json(metrics_path, metrics)
-    print_summary(metrics)
+    directions = statement_directions(emb_trained_test, ev.project_text(model, inp.statement_emb), inp.statement_codes,
+                                      [inp.reports[i]["scp_codes"] for i in test])
+    write_json(statements_path or Path(metrics_path).with_name("statements.json"), statement_metrics(directions))
+    plot_statement_auc(directions, plots_dir / "statement_auc.png")
+    print_summary(metrics, ep.label_fractions)
     print(f"wrote {metrics_path} and {plots_dir}/*.png in {time.time() - start:.1f} s")
     return metrics
 

@@ -45,7 +45,7 @@ def trained(tmp_path_factory):
     text = (w / w.sum(1, keepdims=True)) @ statement_emb
     cfg = {"encoder": "cnn1d", "embed_dim": 64, "loss": "infonce", "temperature": 0.07, "learn_temperature": True,
            "proj_dim": 32, "epochs": 8, "batch_size": 64, "lr": 3e-3, "weight_decay": 0.01, "warmup_epochs": 1,
-           "seed": 0, "device": "cpu", "num_workers": 0, "train_folds": list(range(1, 10)), "val_folds": [10]}
+           "seed": 0, "device": "cpu", "num_workers": 0, "threads": 2, "train_folds": list(range(1, 10)), "val_folds": [10]}
     train(sig, text, folds, cfg, out / "model", out / "state", None, sig.mean((0, 2)), sig.std((0, 2)),
           log=lambda *a: None)
     model = load_model(out / "model" / "model.pt")

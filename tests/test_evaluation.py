@@ -110,50 +110,83 @@ def test_alignment_loss_is_one_minus_cosine():
 CLASS_OF = {"NORM": "NORM", "IMI": "MI", "AMI": "MI", "NDT": "STTC", "SR": None, "LVOLT": None}
 
 
-def test_superclass_labels_and_primary_class():
+def test_primary_superclass():
     codes = [{"NORM": 100.0, "SR": 0.0}, {"IMI": 15.0, "NDT": 50.0}, {"SR": 0.0}, {"AMI": 80.0, "NDT": 80.0}]
-    y = ev.superclass_labels(codes, CLASS_OF, ("NORM", "MI", "STTC", "CD"))
-    assert y.astype(int).tolist() == [[1, 0, 0, 0], [0, 1, 1, 0], [0, 0, 0, 0], [0, 1, 1, 0]]
     assert ev.primary_superclass(codes, CLASS_OF, ("NORM", "MI", "STTC")) == ["NORM", "STTC", "none", "MI"]
 
 
 def test_class_prompts_are_normalised_means_of_unit_statements():
     emb = np.array([[2.0, 0.0], [0.0, 1.0], [0.0, 5.0], [3.0, 4.0]])
-    prompts, kept = ev.class_prompts(emb, ["NORM", "IMI", "AMI", "SR"], CLASS_OF, ("NORM", "MI", "HYP"))
-    assert kept == ["NORM", "MI"]          # HYP has no statement
+    class_codes = {"NORM": ["NORM"], "MI": ["IMI", "AMI", "PMI"], "HYP": ["LVH"]}   # PMI, LVH: no embedding
+    prompts, kept = ev.class_prompts(emb, ["NORM", "IMI", "AMI", "SR"], class_codes, ("NORM", "MI", "HYP"))
+    assert kept == ["NORM", "MI"]          # HYP has no embedded statement
     np.testing.assert_allclose(prompts, [[1.0, 0.0], [0.0, 1.0]])
 
 
-def test_zero_shot_auc_on_a_hand_case():
+def test_zero_shot_scores_on_a_hand_case():
     e_ecg = np.array([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0], [-0.6, 0.8]])
-    prompts = np.array([[1.0, 0.0], [0.0, 1.0]])
-    scores = ev.zero_shot_scores(e_ecg, prompts)
-    np.testing.assert_allclose(scores[:, 0], [1.0, 0.6, 0.0, -0.6])
-    labels = np.array([[1, 0], [0, 0], [1, 0], [0, 0]], dtype=bool)
-    # class A: positives score 1.0, 0.0; negatives 0.6, -0.6: 3 of 4 pairs ordered right; class B has no positive
-    aucs, skipped = ev.auc_per_class(labels, scores, ["A", "B"])
-    assert aucs == {"A": pytest.approx(0.75)} and skipped == ["B"]
-    assert ev.macro(aucs) == pytest.approx(0.75) and ev.macro({}) is None
+    prompts = np.array([[2.0, 0.0], [0.0, 1.0]])
+    np.testing.assert_allclose(ev.zero_shot_scores(e_ecg, prompts)[:, 0], [1.0, 0.6, 0.0, -0.6])
 
 
-def test_linear_probe_separates_a_separable_toy_case():
-    rng = np.random.default_rng(3)
-    x = rng.normal(size=(80, 4))
-    y = np.stack([x[:, 0] > 0, x[:, 1] + x[:, 2] > 0.5, np.zeros(80, bool)], axis=1)
-    aucs, skipped = ev.linear_probe(x[:60], y[:60], x[60:], y[60:], ["A", "B", "C"], c=10.0)
-    assert aucs == {"A": 1.0, "B": 1.0} and skipped == ["C"]
-    metrics = ev.probe_metrics(x[:60], y[:60], x[60:], y[60:], ["A", "B", "C"], c=10.0)
-    assert metrics == {"linear_probe_auc_macro": 1.0, "linear_probe_auc_A": 1.0, "linear_probe_auc_B": 1.0}
+# ----------------------------------------------------------------------------------------------- retrieval variants
+
+def test_gallery_recall_relevance_notions_on_a_hand_case():
+    # gallery of 3 distinct reports; query 0 is nearest report 1, which shares its codes but not its likelihoods
+    gallery = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
+    queries = np.array([[0.1, 1.0], [-1.0, 0.1]])
+    exact_q, exact_g = np.array([0, 2]), np.array([0, 1, 2])
+    codes_q, codes_g = np.array([5, 7]), np.array([5, 5, 7])
+    exact, codes = ev.ranked_hits(queries, gallery, [(exact_q, exact_g), (codes_q, codes_g)], ks=(1, 2, 3))
+    # q0 ranks 1, 0, 2: exact hit at 2; codes hit at 1. q1 ranks 2, ...: hit at 1 both ways
+    assert exact.tolist() == [[0, 1, 1], [1, 1, 1]] and codes.tolist() == [[1, 1, 1], [1, 1, 1]]
+    # chance: q0 has 1 relevant of 3 (exact) -> k/3; codes: q0 has 2 of 3 -> 1 - C(1,1)/C(3,1) = 2/3 at k=1
+    assert ev.gallery_chance(exact_q, exact_g, 1) == pytest.approx(1 / 3)
+    assert ev.gallery_chance(codes_q, codes_g, 1) == pytest.approx((2 / 3 + 1 / 3) / 2)
+    assert ev.first_of_each(np.array([3, 1, 3, 2, 1])).tolist() == [0, 1, 3]
+
+
+def test_shuffle_null_of_a_constant_answer_is_its_majority_level():
+    # every query's nearest key is key 0 whatever the ECG: shuffling changes nothing, R@1 = share of group 0
+    keys = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0]])
+    queries = np.tile([[1.0, 0.2]], (4, 1)) + np.arange(4)[:, None] * [0.0, 0.01]
+    groups = np.array([0, 0, 1, 2])
+    (null,) = ev.shuffle_null(queries, keys, [(groups, groups)], ks=(1,), n_shuffles=3, seed=0)
+    assert null.tolist() == [0.5]
+
+
+def test_jaccard_and_graded_average_precision():
+    a, _ = ev.multi_hot([["IMI", "SR"], ["NORM"]], vocabulary=["IMI", "NORM", "SR"])
+    b, _ = ev.multi_hot([["IMI"], ["NORM"], ["IMI", "SR"]], vocabulary=["IMI", "NORM", "SR"])
+    np.testing.assert_allclose(ev.jaccard(a, b), [[0.5, 0.0, 1.0], [0.0, 1.0, 0.0]])
+    keys = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
+    queries = np.array([[1.0, 0.1], [0.1, 1.0]])
+    ap = ev.graded_average_precision(queries, keys, ev.jaccard(a, b))
+    # q0 ranks keys 0, 1, 2 with rel 0.5, 0, 1: P = 0.5, 0.25, 0.5 -> (0.5*0.5 + 1*0.5) / 1.5 = 0.5
+    # q1 ranks key 1 first (rel 1, the only relevant one): AP = 1, the usual binary AP
+    np.testing.assert_allclose(ap, [0.5, 1.0])
+
+
+def test_hubness_is_zero_when_symmetric_and_positive_for_a_hub():
+    keys = np.eye(4)
+    assert ev.hubness(np.eye(4), keys, k=1) == 0.0
+    hub = np.array([[1.0, 0.1, 0, 0], [1.0, 0, 0.1, 0], [1.0, 0, 0, 0.1], [0.1, 0, 0, 1.0]])
+    # key 0 is top-1 for 3 queries, key 3 for 1: N_1 = (3, 0, 0, 1), skewness > 0
+    n = np.array([3.0, 0, 0, 1])
+    want = np.mean((n - n.mean()) ** 3) / n.std() ** 3
+    assert ev.hubness(hub, keys, k=1) == pytest.approx(want)
 
 
 # ----------------------------------------------------------------------------------------------- the stage
 
-STATEMENTS = [  # code, Statement Category, description, diagnostic_class
-    ("NORM", "Normal/abnormal", "normal ECG", "NORM"), ("IMI", "Myocardial Infarction", "inferior MI", "MI"),
-    ("AMI", "Myocardial Infarction", "anterior MI", "MI"), ("NDT", "ST-T", "non-diagnostic T abnormalities", "STTC"),
-    ("CLBBB", "Conduction", "complete left bundle branch block", "CD"),
-    ("LVH", "Hypertrophy", "left ventricular hypertrophy", "HYP"), ("SR", "Rhythm", "sinus rhythm", ""),
-    ("LVOLT", "QRS morphology", "low QRS voltages", ""),
+STATEMENTS = [  # code, Statement Category, description, diagnostic_class, diagnostic_subclass, diagnostic/form/rhythm
+    ("NORM", "Normal/abnormal", "normal ECG", "NORM", "NORM", (1, 0, 0)),
+    ("IMI", "Myocardial Infarction", "inferior MI", "MI", "IMI", (1, 0, 0)),
+    ("AMI", "Myocardial Infarction", "anterior MI", "MI", "AMI", (1, 0, 0)),
+    ("NDT", "ST-T", "non-diagnostic T abnormalities", "STTC", "STTC", (1, 1, 0)),
+    ("CLBBB", "Conduction", "complete left bundle branch block", "CD", "CLBBB", (1, 0, 0)),
+    ("LVH", "Hypertrophy", "left ventricular hypertrophy", "HYP", "LVH", (1, 0, 0)),
+    ("SR", "Rhythm", "sinus rhythm", "", "", (0, 0, 1)), ("LVOLT", "QRS morphology", "low QRS voltages", "", "", (0, 1, 0)),
 ]
 PATTERNS = [{"NORM": 100.0, "SR": 0.0}, {"IMI": 50.0}, {"NDT": 100.0, "LVOLT": 0.0}, {"CLBBB": 100.0},
             {"LVH": 50.0, "SR": 0.0}, {"IMI": 100.0, "LVH": 20.0}, {"AMI": 80.0, "NDT": 35.0, "SR": 0.0}]
@@ -173,11 +206,11 @@ def stage_dir(tmp_path_factory):
     for sub in ("raw", "text", "signals", "model", "ecg_embeddings"):
         (data / sub).mkdir(parents=True)
     (root / "params.yaml").write_text((REPO / "params.yaml").read_text())
-    table = pd.DataFrame(STATEMENTS, columns=["code", "Statement Category", "SCP-ECG Statement Description",
-                                              "diagnostic_class"]).set_index("code")
-    table["diagnostic_class"] = table["diagnostic_class"].replace("", None)
-    for col in ("diagnostic", "form", "rhythm"):
-        table[col] = 1.0
+    table = pd.DataFrame([s[:5] for s in STATEMENTS], columns=[
+        "code", "Statement Category", "SCP-ECG Statement Description", "diagnostic_class",
+        "diagnostic_subclass"]).set_index("code").replace("", None)
+    for j, col in enumerate(("diagnostic", "form", "rhythm")):
+        table[col] = [float(s[5][j]) if s[5][j] else None for s in STATEMENTS]
     table.to_csv(data / "raw" / "scp_statements.csv")
     with open(data / "reports.jsonl", "w") as f:
         for i in range(N_RECORDS):
@@ -188,7 +221,7 @@ def stage_dir(tmp_path_factory):
     codes = [s[0] for s in STATEMENTS]
     statement_emb = rng.normal(size=(len(codes), 16)).astype(np.float32)
     with open(data / "text" / "statements.jsonl", "w") as f:
-        for code, category, description, _ in STATEMENTS:
+        for code, category, description, *_ in STATEMENTS:
             f.write(json.dumps({"code": code, "category": category, "description": description,
                                 "text": f"{category}: {description}"}) + "\n")
     np.save(data / "text" / "statement_embeddings.npy", statement_emb)
@@ -235,7 +268,22 @@ def test_stage_writes_every_contract_metric_and_plot(stage_dir):
     for c in ("NORM", "MI", "STTC", "CD", "HYP"):
         assert 0 <= metrics[f"zero_shot_auc_{c}"] <= 1 and 0 <= metrics[f"baseline_linear_probe_auc_{c}"] <= 1
     assert not any(k.startswith("baseline_ecg_to_text_chance") for k in metrics)
-    for name in ("loss", "embedding_map", "zero_shot_roc"):
+    # every task and fraction, with intervals around the point figure; chosen C from the grid; the shuffle null
+    for task in ("superdiagnostic", "subdiagnostic", "diagnostic", "form", "rhythm", "all"):
+        assert f"zero_shot_{task}_auc_macro" in metrics and f"{task}_n_classes" in metrics
+        for f in ("1pct", "10pct", "100pct"):
+            assert f"baseline_linear_probe_{task}_{f}_auc_macro" in metrics
+    for key in ("zero_shot_auc_macro", "linear_probe_auc_macro", "ecg_to_text_r1", "ecg_to_report_codes_r5",
+                "report_map_jaccard", "baseline_zero_shot_all_auc_macro"):
+        assert metrics[key + "_ci_low"] <= metrics[key] <= metrics[key + "_ci_high"], key
+    assert metrics["linear_probe_superdiagnostic_100pct_c"] in (0.001, 0.01, 0.1, 1.0, 10.0)
+    assert metrics["linear_probe_superdiagnostic_100pct_n_train"] == 64
+    assert metrics["rhythm_n_classes"] == 0 and metrics["zero_shot_rhythm_auc_macro"] is None   # only SR: no negative
+    assert metrics["report_gallery_size"] == 7 and metrics["ecg_to_report_chance_r1"] == pytest.approx(1 / 7)
+    assert {"ecg_to_text_shuffle_r1", "baseline_ecg_to_report_super_shuffle_r10", "val_ecg_to_text_r1",
+            "val_zero_shot_auc_macro", "val_linear_probe_auc_macro"} <= set(metrics)
+    assert not any(k.startswith("baseline_val_") for k in metrics)
+    for name in ("loss", "embedding_map", "zero_shot_roc", "tasks"):
         assert (stage_dir / "plots" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

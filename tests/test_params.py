@@ -72,3 +72,19 @@ def test_params_are_frozen_dataclasses_with_attribute_access():
     assert p.train.lr == BASE["train"]["lr"] and vars(p.train) == BASE["train"]
     with pytest.raises(dataclasses.FrozenInstanceError):
         p.train.lr = 1.0
+
+
+def test_evaluate_lists_of_numbers_are_checked():
+    import copy
+
+    import yaml
+
+    from ecgalign import params as pm
+
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    pm.validate(copy.deepcopy(raw))
+    for bad in ([], [0.0], [0.5, "x"], [True], [1.5]):
+        r = copy.deepcopy(raw)
+        r["evaluate"]["label_fractions"] = bad
+        with pytest.raises(pm.ParamsError, match=r"evaluate\.label_fractions must be a non-empty list of numbers"):
+            pm.validate(r)

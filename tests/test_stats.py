@@ -59,3 +59,13 @@ def test_macro_interval_brackets_the_macro_auc():
     macro = np.mean([roc_auc_score(y[:, c], s[:, c]) for c in range(3)])
     lo, hi = stats.macro_auc_interval(y, s, stats.bootstrap_counts(300, n_boot=300, seed=0))
     assert lo < macro < hi
+
+
+def test_auc_summary_per_class_and_macro():
+    rng = np.random.default_rng(4)
+    y = rng.random((200, 2)) < 0.4
+    s = y + rng.normal(size=(200, 2))
+    out = stats.auc_summary(y, s, stats.bootstrap_counts(200, n_boot=200, seed=1))
+    want = [roc_auc_score(y[:, c], s[:, c]) for c in range(2)]
+    assert out["auc"] == pytest.approx(want, abs=1e-12) and out["macro"] == pytest.approx(np.mean(want))
+    assert all(lo < a < hi for a, (lo, hi) in zip(want, out["ci"])) and out["macro_ci"][0] < out["macro"]

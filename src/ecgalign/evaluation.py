@@ -1,12 +1,17 @@
 """Metrics that tell the truth about an ECG-text alignment, and the statements nearest to one record.
 
-Everything above the "Interpretability" section is pure numpy/sklearn on arrays, row-aligned with
-data/reports.jsonl; the evaluate stage (src/evaluate_alignment.py) wires them to the artifacts.
+Everything above the "Interpretability" section is pure numpy on arrays, row-aligned with data/reports.jsonl; the
+evaluate stage (src/evaluate_alignment.py) wires them to the artifacts.
+
+Report identity. Two records have the same report when their canonical code sets (`reports.code_set`: sorted codes
+with likelihoods) are equal: the same codes in another line order embed identically. Looser notions of a correct
+answer: the same codes ignoring likelihoods, and the same set of diagnostic superclasses.
 
 Retrieval ties. Scores are rounded to `TIE_DECIMALS` decimals and equal scores count as ties; a tie at the
 k-th place is counted fractionally: the hit is the exact probability that a uniformly random order of the tied
-candidates puts a same-report record in the remaining top-k slots. Index order never gets credit, so a collapsed
-model (all scores equal) scores exactly the chance level `chance_recall`, and the metric is deterministic.
+candidates puts a relevant candidate in the remaining top-k slots. Index order never gets credit, so a collapsed
+model (all scores equal) scores exactly the chance level, and the metric is deterministic. Average precision breaks
+ties in a fixed random order of the gallery (seeded), for the same reason.
 """
 from __future__ import annotations
 
@@ -42,10 +47,10 @@ def mean_pairwise_cosine(x: np.ndarray) -> float:
     return float((s @ s - n) / (n * (n - 1)))
 
 
-def group_ids(texts: list[str]) -> np.ndarray:
-    """One integer per distinct text, in order of first appearance: records with identical reports share an id."""
-    ids: dict[str, int] = {}
-    return np.array([ids.setdefault(t, len(ids)) for t in texts], dtype=np.int64)
+def group_ids(keys: list) -> np.ndarray:
+    """One integer per distinct key (e.g. a canonical code set), in order of first appearance."""
+    ids: dict = {}
+    return np.array([ids.setdefault(t, len(ids)) for t in keys], dtype=np.int64)
 
 
 def miss_probability(n, bad, m) -> np.ndarray:
@@ -59,13 +64,20 @@ def miss_probability(n, bad, m) -> np.ndarray:
     return p
 
 
+def gallery_chance(query_groups: np.ndarray, key_groups: np.ndarray, k: int) -> float:
+    """Expected recall@k of a uniformly random ranking of the gallery: 1 - C(G - n_rel, k)/C(G, k) averaged over
+    queries, where n_rel counts the gallery items in the query's group."""
+    key_groups = np.asarray(key_groups)
+    values, counts = np.unique(key_groups, return_counts=True)
+    pos = np.clip(np.searchsorted(values, query_groups), 0, len(values) - 1)
+    n_rel = np.where(values[pos] == query_groups, counts[pos], 0)
+    g = len(key_groups)
+    return float(np.mean(1.0 - miss_probability(g, n_rel, min(k, g))))
+
+
 def chance_recall(groups: np.ndarray, k: int) -> float:
-    """Expected recall@k of a uniformly random ranking of all records: 1 - C(N - n_same, k)/C(N, k) averaged over
-    queries, where n_same counts the query's own record and every other record with the same report."""
-    groups = np.asarray(groups)
-    n = len(groups)
-    _, inverse, counts = np.unique(groups, return_inverse=True, return_counts=True)
-    return float(np.mean(1.0 - miss_probability(n, counts[inverse], min(k, n))))
+    """Expected recall@k of a random ranking of all records (each record's own text is in the gallery)."""
+    return gallery_chance(np.asarray(groups), np.asarray(groups), k)
 
 
 def majority_share(groups: np.ndarray) -> float:
@@ -73,41 +85,112 @@ def majority_share(groups: np.ndarray) -> float:
     return max(Counter(np.asarray(groups).tolist()).values()) / len(groups)
 
 
+def ranked_hits(queries: np.ndarray, keys: np.ndarray, relevance: list[tuple[np.ndarray, np.ndarray]],
+                ks=(1, 5, 10), chunk: int = 512) -> list[np.ndarray]:
+    """Retrieval by cosine: query i ranks all keys; for each (query_groups, key_groups) pair of `relevance`, hit@k
+    of query i is 1 if a top-k key j has key_groups[j] == query_groups[i] (ties at the k-th place fractionally, see
+    the module docstring). One sort of the scores serves every relevance notion. Returns per pair an
+    n_queries x len(ks) float array."""
+    q, kv = unit(queries), unit(keys)
+    n = len(q)
+    out = [np.zeros((n, len(ks))) for _ in relevance]
+    for start in range(0, n, chunk):
+        scores = np.round(q[start:start + chunk] @ kv.T, TIE_DECIMALS)
+        desc = -np.sort(-scores, axis=1)
+        for j, k in enumerate(ks):
+            kk = min(k, kv.shape[0])
+            v = desc[:, kk - 1:kk]                       # the k-th best score of each query
+            above, tied = scores > v, scores == v
+            slots = kk - above.sum(axis=1)               # top-k places left for the tied candidates
+            n_tied = tied.sum(axis=1)
+            for r, (qg, kg) in enumerate(relevance):
+                same = np.asarray(qg)[start:start + chunk, None] == np.asarray(kg)[None, :]
+                sure = (same & above).any(axis=1)
+                p_tie = 1.0 - miss_probability(n_tied, (same & tied).sum(axis=1), slots)
+                out[r][start:start + chunk, j] = np.where(sure, 1.0, p_tie)
+    return out
+
+
 def recall_at_k(queries: np.ndarray, keys: np.ndarray, groups: np.ndarray, ks=(1, 5, 10),
-                chunk: int = 1024) -> dict[int, float]:
-    """Retrieval by cosine: query i ranks all keys; a hit at k if any of the top-k keys j has groups[j] == groups[i]
-    (key i itself counts). Ties at the k-th place count fractionally (see the module docstring)."""
+                chunk: int = 512) -> dict[int, float]:
+    """Recall@k of query i against the keys of all records (key i itself counts), relevant = same group."""
     groups = np.asarray(groups)
     n = len(groups)
     if not (len(queries) == len(keys) == n):
         raise ValueError(f"recall_at_k: {len(queries)} queries, {len(keys)} keys and {n} groups must match")
+    hits = ranked_hits(queries, keys, [(groups, groups)], ks, chunk)[0]
+    return {k: float(hits[:, j].mean()) for j, k in enumerate(ks)}
+
+
+def shuffle_null(queries: np.ndarray, keys: np.ndarray, relevance, ks=(1, 5, 10), n_shuffles: int = 5,
+                 seed: int = 0) -> list[np.ndarray]:
+    """The same retrieval with the query embeddings permuted across queries (same model, same gallery), averaged
+    over n_shuffles seeded permutations: what the model's answer distribution scores with no link between a query's
+    ECG and its report (a hub-heavy model scores its majority level here). Returns per relevance pair len(ks) means."""
+    rng = np.random.default_rng(seed)
+    total = [np.zeros(len(ks)) for _ in relevance]
+    for _ in range(n_shuffles):
+        perm = rng.permutation(len(queries))
+        for r, hits in enumerate(ranked_hits(np.asarray(queries)[perm], keys, relevance, ks)):
+            total[r] += hits.mean(axis=0) / n_shuffles
+    return total
+
+
+def first_of_each(groups: np.ndarray) -> np.ndarray:
+    """Row index of the first record of each distinct group, in order of first appearance: a gallery of distinct
+    reports."""
+    _, first = np.unique(np.asarray(groups), return_index=True)
+    return np.sort(first)
+
+
+def multi_hot(code_lists: list, vocabulary: list[str] | None = None) -> tuple[np.ndarray, list[str]]:
+    """(N x V bool, vocabulary): row i marks the codes of record i (vocabulary: sorted codes seen, by default)."""
+    vocab = sorted({c for codes in code_lists for c in codes}) if vocabulary is None else list(vocabulary)
+    col = {c: j for j, c in enumerate(vocab)}
+    x = np.zeros((len(code_lists), len(vocab)), dtype=bool)
+    for i, codes in enumerate(code_lists):
+        x[i, [col[c] for c in codes if c in col]] = True
+    return x, vocab
+
+
+def jaccard(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """len(a) x len(b) Jaccard similarity of the code sets in the rows of two multi-hot matrices (two empty sets: 1)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    inter = a @ b.T
+    union = a.sum(axis=1)[:, None] + b.sum(axis=1)[None, :] - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 1.0)
+
+
+def graded_average_precision(queries: np.ndarray, keys: np.ndarray, relevance: np.ndarray, seed: int = 0,
+                             chunk: int = 512) -> np.ndarray:
+    """Per query, average precision with graded relevance rel in [0, 1] (here: Jaccard of code sets) over the
+    ranking of all keys by cosine: AP = sum_r rel_r * P_r / sum_r rel_r with P_r = (sum_{i<=r} rel_i) / r, which is
+    the usual AP when rel is 0/1. Ties in a fixed random order of the keys (seeded). A query with no relevant key
+    gets NaN."""
     q, kv = unit(queries), unit(keys)
-    hits = {k: 0.0 for k in ks}
-    for start in range(0, n, chunk):
+    tiebreak = np.random.default_rng(seed).permutation(len(kv))
+    ranks = np.arange(1, len(kv) + 1)
+    out = np.zeros(len(q))
+    for start in range(0, len(q), chunk):
         scores = np.round(q[start:start + chunk] @ kv.T, TIE_DECIMALS)
-        same = groups[start:start + chunk, None] == groups[None, :]
-        desc = -np.sort(-scores, axis=1)
-        for k in ks:
-            kk = min(k, n)
-            v = desc[:, kk - 1:kk]                       # the k-th best score of each query
-            above, tied = scores > v, scores == v
-            slots = kk - above.sum(axis=1)               # top-k places left for the tied candidates
-            sure = (same & above).any(axis=1)
-            p_tie = 1.0 - miss_probability(tied.sum(axis=1), (same & tied).sum(axis=1), slots)
-            hits[k] += float(np.where(sure, 1.0, p_tie).sum())
-    return {k: hits[k] / n for k in ks}
+        order = np.lexsort((np.broadcast_to(tiebreak, scores.shape), -scores), axis=1)
+        rel = np.take_along_axis(np.asarray(relevance[start:start + chunk], dtype=np.float64), order, axis=1)
+        precision = np.cumsum(rel, axis=1) / ranks
+        total = rel.sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[start:start + chunk] = np.where(total > 0, (rel * precision).sum(axis=1) / total, np.nan)
+    return out
 
 
-def superclass_labels(scp_codes: list[dict], diagnostic_class: dict[str, str], classes) -> np.ndarray:
-    """N x C bool: record i has a code whose diagnostic_class is classes[c] (any likelihood)."""
-    index = {c: j for j, c in enumerate(classes)}
-    y = np.zeros((len(scp_codes), len(classes)), dtype=bool)
-    for i, codes in enumerate(scp_codes):
-        for code in codes:
-            j = index.get(diagnostic_class.get(code))
-            if j is not None:
-                y[i, j] = True
-    return y
+def hubness(queries: np.ndarray, keys: np.ndarray, k: int = 10) -> float:
+    """Skewness of the k-occurrence N_k (how often each key is among a query's top k by cosine; ties at the k-th
+    place broken by key index). 0 for a symmetric spread; large and positive when a few hubs answer most queries."""
+    scores = unit(queries) @ unit(keys).T
+    k = min(k, scores.shape[1])
+    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    n_k = np.bincount(top.ravel(), minlength=scores.shape[1]).astype(np.float64)
+    sd = n_k.std()
+    return float(np.mean((n_k - n_k.mean()) ** 3) / sd ** 3) if sd > 0 else 0.0
 
 
 def primary_superclass(scp_codes: list[dict], diagnostic_class: dict[str, str], classes) -> list[str]:
@@ -123,17 +206,18 @@ def primary_superclass(scp_codes: list[dict], diagnostic_class: dict[str, str], 
     return out
 
 
-def class_prompts(statement_emb: np.ndarray, statement_codes: list[str], diagnostic_class: dict[str, str],
+def class_prompts(statement_emb: np.ndarray, statement_codes: list[str], class_codes: dict[str, list[str]],
                   classes) -> tuple[np.ndarray, list[str]]:
-    """One prompt per class: the normalised mean of the unit embeddings of the statements whose diagnostic_class is
-    the class (CLIP's prompt ensembling). Pass statement embeddings already projected into the shared space: a
-    record listing one code has exactly that code's text embedding, so each projected statement is in the
-    distribution the projection head was trained on, and the ensemble is taken where the cosines are.
-    Returns (prompts for the classes that have statements, those classes)."""
+    """One prompt per class: the normalised mean of the unit embeddings of its statements (class_codes[class], e.g.
+    `labels.class_statements`; CLIP's prompt ensembling). Pass statement embeddings already projected into the
+    shared space: a record listing one code has exactly that code's text embedding, so each projected statement is
+    in the distribution the projection head was trained on, and the ensemble is taken where the cosines are.
+    Returns (prompts for the classes that have an embedded statement, those classes)."""
     unit_emb = unit(statement_emb)
+    row = {code: i for i, code in enumerate(statement_codes)}
     prompts, kept = [], []
     for c in classes:
-        rows = [i for i, code in enumerate(statement_codes) if diagnostic_class.get(code) == c]
+        rows = [row[code] for code in class_codes.get(c, []) if code in row]
         if rows:
             prompts.append(unit_emb[rows].mean(axis=0))
             kept.append(c)
@@ -142,78 +226,9 @@ def class_prompts(statement_emb: np.ndarray, statement_codes: list[str], diagnos
     return unit(np.stack(prompts)), kept
 
 
-def auc_per_class(labels: np.ndarray, scores: np.ndarray, classes) -> tuple[dict[str, float], list[str]]:
-    """ROC-AUC of scores[:, c] against labels[:, c] for each class with both label values present.
-    Returns ({class: auc}, skipped classes)."""
-    from sklearn.metrics import roc_auc_score
-
-    aucs, skipped = {}, []
-    for j, c in enumerate(classes):
-        y = labels[:, j]
-        if y.all() or not y.any():
-            skipped.append(c)
-            continue
-        aucs[c] = float(roc_auc_score(y, scores[:, j]))
-    return aucs, skipped
-
-
-def macro(aucs: dict[str, float]) -> float | None:
-    """Mean of the per-class values; None when no class could be scored."""
-    return float(np.mean(list(aucs.values()))) if aucs else None
-
-
 def zero_shot_scores(e_ecg: np.ndarray, prompts: np.ndarray) -> np.ndarray:
     """N x C cosine between each ECG embedding and each (projected) class prompt."""
     return unit(e_ecg) @ unit(prompts).T
-
-
-def linear_probe(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, classes,
-                 c: float = 1.0) -> tuple[dict[str, float], list[str]]:
-    """One-vs-rest logistic regression (standardised features, L2 with inverse strength c, max_iter 1000) per
-    class, fitted on the training rows, ROC-AUC on the test rows. A class missing a label value in either split is
-    skipped. Returns ({class: auc}, skipped classes)."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    scores = np.zeros(y_test.shape)
-    fit = np.zeros(len(classes), dtype=bool)
-    for j in range(len(classes)):
-        y = y_train[:, j]
-        if y.all() or not y.any():
-            continue
-        probe = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=1000))
-        probe.fit(x_train, y)
-        scores[:, j] = probe.decision_function(x_test)
-        fit[j] = True
-    aucs, skipped = auc_per_class(y_test[:, fit], scores[:, fit], [k for k, f in zip(classes, fit) if f])
-    return aucs, [k for k, f in zip(classes, fit) if not f] + skipped
-
-
-def alignment_metrics(e_ecg: np.ndarray, e_text: np.ndarray, reports: list[str], labels: np.ndarray,
-                      prompts: np.ndarray, classes, ks=(1, 5, 10)) -> tuple[dict, dict]:
-    """Every metric of one model on the test rows, by contract name, and extras for the plots/log:
-    (metrics, {"zero_shot_scores": N x C, "zero_shot_skipped": [...]})."""
-    groups = group_ids(reports)
-    m = {"alignment_loss": alignment_loss(e_ecg, e_text)}
-    for k, r in recall_at_k(e_ecg, e_text, groups, ks).items():
-        m[f"ecg_to_text_r{k}"] = r
-    for k in ks:
-        m[f"ecg_to_text_chance_r{k}"] = chance_recall(groups, k)
-    m["ecg_to_text_majority_r1"] = majority_share(groups)
-    scores = zero_shot_scores(e_ecg, prompts)
-    aucs, skipped = auc_per_class(labels, scores, classes)
-    m["zero_shot_auc_macro"] = macro(aucs)
-    m.update({f"zero_shot_auc_{c}": a for c, a in aucs.items()})
-    m["ecg_embedding_mean_cosine"] = mean_pairwise_cosine(e_ecg)
-    m["text_embedding_mean_cosine"] = mean_pairwise_cosine(e_text)
-    return m, {"zero_shot_scores": scores, "zero_shot_skipped": skipped}
-
-
-def probe_metrics(x_train, y_train, x_test, y_test, classes, c: float, name: str = "linear_probe") -> dict:
-    """The probe's metrics by contract name: {name}_auc_macro and {name}_auc_<CLASS>."""
-    aucs, _ = linear_probe(x_train, y_train, x_test, y_test, classes, c)
-    return {f"{name}_auc_macro": macro(aucs), **{f"{name}_auc_{k}": a for k, a in aucs.items()}}
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -25,6 +25,8 @@ SUPERCLASSES = ("NORM", "MI", "STTC", "CD", "HYP")   # the benchmark's order for
 
 
 def _flag(statements: pd.DataFrame, column: str) -> pd.Series:
+    if column not in statements.columns:
+        raise ValueError(f"scp_statements.csv has no column {column!r}: use the table of the PTB-XL release")
     return pd.to_numeric(statements[column], errors="coerce").fillna(0.0) == 1.0
 
 
@@ -40,6 +42,9 @@ def code_classes(statements: pd.DataFrame, task: str) -> dict[str, str]:
     diagnostic = _flag(statements, "diagnostic")
     column = {"superdiagnostic": "diagnostic_class", "subdiagnostic": "diagnostic_subclass",
               "diagnostic": None}[task]
+    if column is not None and column not in statements.columns:
+        raise ValueError(f"scp_statements.csv has no column {column!r}, which the {task} task is built from: "
+                         f"use the table of the PTB-XL release")
     values = codes if column is None else statements[column]
     return {c: str(v) for c, v, d in zip(codes, values, diagnostic) if d and isinstance(v, str) and v}
 

@@ -95,3 +95,33 @@ def plot_roc(labels: np.ndarray, scores: np.ndarray, classes, path: str | Path, 
     ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title, xlim=(0, 1), ylim=(0, 1.01))
     ax.legend(fontsize=8, loc="lower right")
     return _save(fig, path)
+
+
+def plot_tasks(metrics: dict, tasks, fraction_keys: list[str], path: str | Path) -> Path:
+    """One panel per benchmark task: zero-shot and linear-probe macro AUC at each label fraction, trained (filled)
+    and untrained (open markers), with the 95 % bootstrap intervals as error bars."""
+    cols = 3
+    rows = (len(tasks) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False, sharey=True)
+    for ax, task in zip(axes.ravel(), tasks):
+        keys = [f"zero_shot_{task}_auc_macro"] + [f"linear_probe_{task}_{f}_auc_macro" for f in fraction_keys]
+        names = ["zero-shot"] + [f"probe {f}" for f in fraction_keys]
+        x = np.arange(len(keys))
+        for shift, prefix, label, face in ((-0.12, "", "trained", None), (0.12, "baseline_", "untrained", "none")):
+            v = np.array([np.nan if metrics.get(prefix + k) is None else metrics[prefix + k] for k in keys])
+            lo = np.array([metrics.get(prefix + k + "_ci_low", np.nan) or np.nan for k in keys])
+            hi = np.array([metrics.get(prefix + k + "_ci_high", np.nan) or np.nan for k in keys])
+            err = np.nan_to_num(np.stack([v - lo, hi - v]), nan=0.0)
+            ax.errorbar(x + shift, v, yerr=err, fmt="o", color="C0" if face is None else "C3", mfc=face, capsize=3,
+                        label=label)
+        ax.axhline(0.5, color="k", lw=0.6, ls="--")
+        ax.set_xticks(x, names, rotation=30, fontsize=8)
+        ax.set_title(f"{task} ({metrics.get(task + '_n_classes', '?')} classes)", fontsize=10)
+        ax.grid(alpha=0.3)
+    for ax in axes.ravel()[len(tasks):]:
+        ax.axis("off")
+    axes[0, 0].set_ylabel("macro AUC (test, 95 % CI)")
+    axes[0, 0].legend(fontsize=8, loc="lower right")
+    fig.suptitle("PTB-XL benchmark tasks: zero-shot and linear probe by label fraction")
+    fig.tight_layout()
+    return _save(fig, path)

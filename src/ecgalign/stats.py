@@ -83,3 +83,15 @@ def macro_auc_interval(labels: np.ndarray, scores: np.ndarray, counts: np.ndarra
     with warnings.catch_warnings():   # a resample with no class defined: nanmean of nothing is NaN, dropped
         warnings.simplefilter("ignore", RuntimeWarning)
         return interval(np.nanmean(per, axis=1), level)
+
+
+def auc_summary(labels: np.ndarray, scores: np.ndarray, counts: np.ndarray, level: float = LEVEL) -> dict:
+    """Point AUC per class and macro, with percentile intervals over the resamples in `counts` (B x N), from one
+    pass over the classes: {"auc": C array, "ci": C x 2, "macro": float, "macro_ci": (low, high)}."""
+    point = auc_columns(labels, scores)[0]
+    boot = auc_columns(labels, scores, counts)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        macro_boot = np.nanmean(boot, axis=1)
+    return {"auc": point, "ci": np.array([interval(boot[:, c], level) for c in range(boot.shape[1])]),
+            "macro": float(np.mean(point)), "macro_ci": interval(macro_boot, level)}

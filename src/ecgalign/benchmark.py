@@ -1,0 +1,206 @@
+"""The evaluate stage's figures for one model, as flat metric keys: retrieval with its chance, majority and shuffle
+levels, zero-shot and linear-probe AUC on the six PTB-XL benchmark tasks at each label fraction, 95 % bootstrap
+intervals over test records, and cheap validation-fold figures for design choices (no bootstrap).
+
+Inputs are arrays: `prepare` builds everything that depends only on the records (labels, groups, subsamples);
+`model_figures` takes one model's embeddings. src/evaluate_alignment.py reads the artifacts and writes the JSON.
+"""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+
+from . import evaluation as ev
+from . import labels as lb
+from . import probe as pr
+from . import stats
+from .reports import code_set
+
+KS = (1, 5, 10)
+NOTIONS = {"": "exact", "_codes": "codes", "_super": "super"}   # key suffix -> relevance notion of a report hit
+
+
+def fraction_key(fraction: float) -> str:
+    """0.01 -> '1pct', 1.0 -> '100pct', 0.005 -> '0p5pct' (no dot: dvc reads dotted keys as nesting)."""
+    return f"{fraction * 100:g}pct".replace(".", "p")
+
+
+def prepare(reports: list[dict], statements, train, val, test, fractions, seed: int) -> SimpleNamespace:
+    """Everything the figures need that does not depend on a model: per task (Y, classes, keep), the prompt
+    statements of each class, the label-fraction subsamples of the training rows (seeded, the same for every
+    model), and per record its report identities (exact canonical code set, codes without likelihoods,
+    superclass set) and multi-hot codes (for Jaccard relevance)."""
+    scp = [r["scp_codes"] for r in reports]
+    tasks, class_codes, subsamples = {}, {}, {}
+    for t, task in enumerate(lb.TASKS):
+        y, classes, keep = lb.task_labels(scp, statements, task)
+        tasks[task] = SimpleNamespace(y=y, classes=classes, keep=keep)
+        class_codes[task] = lb.class_statements(statements, task)
+        pool = train[keep[train]]
+        for f in fractions:
+            rows = pr.label_fraction(y[pool], f, seed=[seed, t, int(round(f * 1e6))])
+            subsamples[task, f] = pool[rows]
+    sup = tasks["superdiagnostic"]
+    super_sets = [" ".join(c for c, v in zip(sup.classes, row) if v) for row in sup.y]
+    groups = {"exact": ev.group_ids([code_set(c) for c in scp]),
+              "codes": ev.group_ids([code_set(c, likelihoods=False) for c in scp]),
+              "super": ev.group_ids(super_sets)}
+    codes, _ = ev.multi_hot([list(c) for c in scp])
+    return SimpleNamespace(train=train, val=val, test=test, tasks=tasks, class_codes=class_codes,
+                           subsamples=subsamples, fractions=list(fractions), groups=groups, codes=codes)
+
+
+def add_interval(m: dict, key: str, ci) -> None:
+    m[f"{key}_ci_low"], m[f"{key}_ci_high"] = float(ci[0]), float(ci[1])
+
+
+def retrieval_levels(prep: SimpleNamespace, rows, n_random: int, seed: int) -> dict:
+    """Model-free reference levels of the retrieval figures on `rows`: chance (exact expectation of a random
+    ranking), majority (always the most common answer), and the Jaccard mAP of random rankings."""
+    m = {}
+    g = {k: v[rows] for k, v in prep.groups.items()}
+    gallery = ev.first_of_each(g["exact"])
+    for k in KS:
+        m[f"ecg_to_text_chance_r{k}"] = ev.chance_recall(g["exact"], k)
+    m["ecg_to_text_majority_r1"] = ev.majority_share(g["exact"])
+    m["report_gallery_size"] = int(len(gallery))
+    for sfx, notion in NOTIONS.items():
+        for k in KS:
+            m[f"ecg_to_report{sfx}_chance_r{k}"] = ev.gallery_chance(g[notion], g[notion][gallery], k)
+        m[f"ecg_to_report{sfx}_majority_r1"] = ev.majority_share(g[notion])
+    rel = ev.jaccard(prep.codes[rows], prep.codes[rows][gallery])
+    rng = np.random.default_rng(seed)
+    m["report_map_jaccard_chance"] = float(np.mean(
+        [np.nanmean(ev.graded_average_precision(rng.normal(size=(len(rows), 2)), rng.normal(size=(len(gallery), 2)),
+                                                rel, seed=seed + i)) for i in range(n_random)]))
+    return m
+
+
+def retrieval(prep: SimpleNamespace, rows, e_ecg, e_text, counts=None, n_shuffles: int = 5, seed: int = 0,
+              prefix: str = "") -> dict:
+    """Retrieval figures of one model on `rows` (e_ecg, e_text row-aligned with rows): ECG -> text of every record
+    (ecg_to_text_r*, a hit = the same canonical code set), ECG -> the gallery of distinct reports
+    (ecg_to_report{,_codes,_super}_r*), Jaccard mAP over that gallery, top-10 hubness, each recall's shuffle null;
+    with bootstrap intervals when `counts` (B x len(rows)) is given."""
+    m = {f"{prefix}alignment_loss": ev.alignment_loss(e_ecg, e_text)}
+    g = {k: v[rows] for k, v in prep.groups.items()}
+    gallery = ev.first_of_each(g["exact"])
+    per_record = {}
+    rel_text = [(g["exact"], g["exact"])]
+    rel_report = [(g[n], g[n][gallery]) for n in NOTIONS.values()]
+    (hits,) = ev.ranked_hits(e_ecg, e_text, rel_text, KS)
+    per_record["ecg_to_text"] = hits
+    for sfx, h in zip(NOTIONS, ev.ranked_hits(e_ecg, e_text[gallery], rel_report, KS)):
+        per_record[f"ecg_to_report{sfx}"] = h
+    nulls = {"ecg_to_text": ev.shuffle_null(e_ecg, e_text, rel_text, KS, n_shuffles, seed)[0]}
+    for sfx, h in zip(NOTIONS, ev.shuffle_null(e_ecg, e_text[gallery], rel_report, KS, n_shuffles, seed)):
+        nulls[f"ecg_to_report{sfx}"] = h
+    for name, hits in per_record.items():
+        for j, k in enumerate(KS):
+            key = f"{prefix}{name}_r{k}"
+            m[key] = float(hits[:, j].mean())
+            if counts is not None:
+                add_interval(m, key, stats.mean_interval(hits[:, j], counts))
+            m[f"{prefix}{name}_shuffle_r{k}"] = float(nulls[name][j])
+    rel = ev.jaccard(prep.codes[rows], prep.codes[rows][gallery])
+    ap = ev.graded_average_precision(e_ecg, e_text[gallery], rel, seed=seed)
+    m[f"{prefix}report_map_jaccard"] = float(np.nanmean(ap))
+    if counts is not None:
+        add_interval(m, f"{prefix}report_map_jaccard", stats.mean_interval(np.nan_to_num(ap), counts))
+    perm = np.random.default_rng(seed).permutation(len(rows))
+    m[f"{prefix}report_map_jaccard_shuffle"] = float(np.nanmean(
+        ev.graded_average_precision(np.asarray(e_ecg)[perm], e_text[gallery], rel, seed=seed)))
+    m[f"{prefix}report_hubness_k10"] = ev.hubness(e_ecg, e_text[gallery], 10)
+    return m
+
+
+def _auc_figures(m: dict, key: str, y, scores, classes, counts, per_class_prefix: str | None) -> int:
+    """Macro AUC (and per class when per_class_prefix is given) of the columns of `scores` that are finite and
+    have both label values, with intervals when counts is given; returns the number of classes scored."""
+    ok = pr.two_valued(y) & np.isfinite(scores).all(axis=0)
+    if not ok.any():
+        m[key] = None
+        return 0
+    if counts is None:
+        m[key] = float(np.mean(stats.auc_columns(y[:, ok], scores[:, ok])[0]))
+        return int(ok.sum())
+    s = stats.auc_summary(y[:, ok], scores[:, ok], counts)
+    m[key] = s["macro"]
+    add_interval(m, key, s["macro_ci"])
+    if per_class_prefix is not None:
+        for c, auc, ci in zip(np.asarray(classes)[ok], s["auc"], s["ci"]):
+            m[f"{per_class_prefix}{c}"] = float(auc)
+            add_interval(m, f"{per_class_prefix}{c}", ci)
+    return int(ok.sum())
+
+
+def tasks(prep: SimpleNamespace, emb: dict, prompts_of, counts, c_grid, prefix: str = "", log=print) -> dict:
+    """Zero-shot and linear-probe figures on every task; emb = {"e": {split: rows x d}, "z": {...}} for the
+    splits "train" (all training rows), "val", "test", row-aligned with prep.train/val/test; prompts_of(task) ->
+    (prompts, classes with a prompt). Probes fit on each label-fraction subsample, C chosen on the validation rows."""
+    m = {}
+    pos = {s: {r: i for i, r in enumerate(getattr(prep, s))} for s in ("train",)}
+    full = max(prep.fractions)
+    for task, t in prep.tasks.items():
+        keep_test, keep_val = t.keep[prep.test], t.keep[prep.val]
+        y_test, y_val = t.y[prep.test][keep_test], t.y[prep.val][keep_val]
+        c_test = None if counts is None else counts[:, keep_test]
+        m[f"{prefix}{task}_n_test"] = int(keep_test.sum())
+        # zero-shot
+        prompts, with_prompt = prompts_of(task)
+        scores = np.full(y_test.shape, np.nan)
+        if len(prompts):
+            cols = [t.classes.index(c) for c in with_prompt]
+            scores[:, cols] = ev.zero_shot_scores(emb["e"]["test"][keep_test], prompts)
+        per_class = f"{prefix}zero_shot_auc_" if task == "superdiagnostic" else None
+        n = _auc_figures(m, f"{prefix}zero_shot_{task}_auc_macro", y_test, scores, t.classes, c_test, per_class)
+        m[f"{prefix}{task}_n_classes"] = n
+        m[f"{prefix}{task}_n_classes_dropped"] = len(t.classes) - n
+        if task == "superdiagnostic":
+            for sfx in ("", "_ci_low", "_ci_high"):
+                m[f"{prefix}zero_shot_auc_macro{sfx}"] = m.get(f"{prefix}zero_shot_{task}_auc_macro{sfx}")
+            if len(prompts):
+                val_scores = ev.zero_shot_scores(emb["e"]["val"][keep_val], prompts)
+                m[f"{prefix}val_zero_shot_auc_macro"] = _macro_or_none(t.y[prep.val][keep_val][:, cols], val_scores)
+        # linear probes
+        spaces = [("e", "linear_probe")] + ([("z", "linear_probe_z")] if task == "superdiagnostic" else [])
+        for f in prep.fractions:
+            rows = np.array([pos["train"][r] for r in prep.subsamples[task, f]], dtype=np.int64)
+            for space, name in spaces:
+                if space == "z" and f != full:
+                    continue
+                x = emb[space]
+                fit = pr.probe(x["train"][rows], t.y[prep.subsamples[task, f]], x["val"][keep_val], y_val,
+                               x["test"][keep_test], c_grid)
+                key = f"{prefix}{name}_{task}_{fraction_key(f)}"
+                per_class = f"{prefix}{name}_auc_" if (task == "superdiagnostic" and f == full) else None
+                n = _auc_figures(m, f"{key}_auc_macro", y_test, fit["scores"], t.classes, c_test, per_class)
+                m[f"{key}_c"], m[f"{key}_n_train"], m[f"{key}_n_classes"] = fit["c"], int(len(rows)), n
+                if task == "superdiagnostic" and f == full:
+                    for sfx in ("", "_ci_low", "_ci_high"):
+                        m[f"{prefix}{name}_auc_macro{sfx}"] = m.get(f"{key}_auc_macro{sfx}")
+                    if space == "e":
+                        m[f"{prefix}val_linear_probe_auc_macro"] = fit["val_auc"]
+        log(f"  {prefix or 'trained '}{task}: zero-shot {_fmt(m[f'{prefix}zero_shot_{task}_auc_macro'])}, probe "
+            + ", ".join(f"{fraction_key(f)} {_fmt(m[f'{prefix}linear_probe_{task}_{fraction_key(f)}_auc_macro'])}"
+                        for f in prep.fractions))
+    return m
+
+
+def _macro_or_none(y, scores):
+    ok = pr.two_valued(y)
+    return float(np.mean(stats.auc_columns(y[:, ok], scores[:, ok])[0])) if ok.any() else None
+
+
+def _fmt(v) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
+def validation(prep: SimpleNamespace, e_ecg_val, e_text_val, prefix: str = "") -> dict:
+    """Cheap validation-fold retrieval figures (no bootstrap, no null): for design choices made on split.val_folds."""
+    g = prep.groups["exact"][prep.val]
+    m = {f"{prefix}val_alignment_loss": ev.alignment_loss(e_ecg_val, e_text_val)}
+    for k, r in ev.recall_at_k(e_ecg_val, e_text_val, g, KS).items():
+        m[f"{prefix}val_ecg_to_text_r{k}"] = r
+    return m

@@ -1,0 +1,71 @@
+"""The batched logistic-regression probe against scikit-learn, C chosen on validation rows, and the stratified
+label-fraction subsamples."""
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+
+from ecgalign import probe
+
+
+def toy(n=700, d=12, c=4, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, d)) * rng.uniform(0.5, 3, size=d) + 2.0
+    y = (x @ rng.normal(size=(d, c)) + rng.normal(size=(n, c)) * 3 > 2.0)
+    return x, y
+
+
+def test_batched_fit_matches_sklearn_per_class():
+    x, y = toy()
+    xt, xs = probe.standardise(x[:500], x[500:])
+    w = probe.fit_logistic(xt, __import__("torch").from_numpy(y[:500].astype(np.float32)), 0.05)
+    scores = probe.decision(xs, w)
+    for c in range(y.shape[1]):
+        sk = LogisticRegression(C=0.05, max_iter=5000, tol=1e-10).fit(xt.numpy().astype(np.float64), y[:500, c])
+        np.testing.assert_allclose(w[:-1, c].numpy(), sk.coef_[0], atol=2e-3)
+        assert w[-1, c].item() == pytest.approx(sk.intercept_[0], abs=2e-3)
+        assert roc_auc_score(y[500:, c], scores[:, c]) == pytest.approx(
+            roc_auc_score(y[500:, c], sk.decision_function(xs.numpy())), abs=1e-3)
+
+
+def test_probe_picks_c_on_validation_rows_and_skips_one_valued_classes():
+    x, y = toy(seed=1)
+    y[:, 3] = False                                     # no positive in training: no fit, NaN scores
+    out = probe.probe(x[:400], y[:400], x[400:550], y[400:550], x[550:], c_grid=(10.0, 0.001, 1.0))
+    assert out["c"] in (0.001, 1.0, 10.0) and np.isnan(out["scores"][:, 3]).all()
+    assert np.isfinite(out["scores"][:, :3]).all()
+    # the chosen C is the best of the grid on the validation rows, whatever the test rows say
+    best = {}
+    for c in (0.001, 1.0, 10.0):
+        o = probe.probe(x[:400], y[:400], x[400:550], y[400:550], x[550:], c_grid=(c,))
+        best[c] = np.mean([roc_auc_score(y[400:550, j], probe.probe(x[:400], y[:400], x[400:550], y[400:550],
+                                                                    x[400:550], c_grid=(c,))["scores"][:, j])
+                           for j in range(3)])
+        assert o["c"] == c
+    assert out["c"] == max(best, key=best.get)
+    assert out["val_auc"] == pytest.approx(best[out["c"]], abs=1e-6)
+
+
+def test_probe_without_a_two_valued_class():
+    x, y = toy()
+    out = probe.probe(x[:50], np.zeros((50, 2), bool), x[50:60], y[50:60, :2], x[60:70])
+    assert np.isnan(out["c"]) and np.isnan(out["scores"]).all()
+
+
+def test_label_fraction_is_stratified_seeded_and_covers_every_class():
+    rng = np.random.default_rng(0)
+    n = 2000
+    y = np.zeros((n, 4), bool)
+    y[:, 0] = rng.random(n) < 0.6
+    y[:, 1] = rng.random(n) < 0.2
+    y[:, 2] = rng.random(n) < 0.05
+    y[:3, 3] = True                                    # a class with 3 positives: 1 % would draw none
+    rows = probe.label_fraction(y, 0.1, seed=5)
+    assert np.array_equal(rows, probe.label_fraction(y, 0.1, seed=5))
+    assert not np.array_equal(rows, probe.label_fraction(y, 0.1, seed=6))
+    assert 200 <= len(rows) <= 204 and np.array_equal(rows, np.unique(rows))
+    share = y[rows].mean(axis=0)
+    np.testing.assert_allclose(share[:3], y.mean(axis=0)[:3], atol=0.02)
+    small = probe.label_fraction(y, 0.01, seed=0)
+    assert y[small].any(axis=0).all() and len(small) <= 20 + 4
+    assert probe.label_fraction(y, 1.0, seed=0).tolist() == list(range(n))
