@@ -58,6 +58,7 @@ class Grid:
     configs: dict[str, dict]          # name -> {param: value}; `common` already merged in
     metrics: list[dict]               # [{key, label, format}]
     claims: list[Claim] = field(default_factory=list)
+    targets: list[str] = field(default_factory=list)   # stages each experiment runs (with their upstream); [] = all
 
     def experiments(self) -> list[tuple[str, str, int, dict]]:
         """(name, config, seed, overrides) for every cell of the grid, in file order."""
@@ -91,10 +92,13 @@ def load_grid(path: str | Path, root: str | Path | None = None) -> Grid:
         raise GridError(f"{path}: not valid YAML ({e})") from None
     if not isinstance(raw, dict):
         raise GridError(f"{path}: must be a mapping with keys seeds, configs, metrics, claims")
-    unknown = set(raw) - {"seeds", "seed_params", "common", "configs", "metrics", "claims"}
+    unknown = set(raw) - {"seeds", "seed_params", "common", "configs", "metrics", "claims", "targets"}
     if unknown:
         raise GridError(f"{path}: unknown key(s) {sorted(unknown)}; valid: seeds, seed_params, common, configs, "
-                        "metrics, claims")
+                        "metrics, claims, targets")
+    targets = raw.get("targets") or []
+    if not (isinstance(targets, list) and all(isinstance(t, str) for t in targets)):
+        raise GridError(f"{path}: targets must be a list of stage names, got {targets!r}")
     seeds = raw.get("seeds", [0, 1, 2])
     if not (isinstance(seeds, list) and seeds and all(isinstance(s, int) for s in seeds)):
         raise GridError(f"{path}: seeds must be a non-empty list of integers, got {seeds!r}")
@@ -131,7 +135,7 @@ def load_grid(path: str | Path, root: str | Path | None = None) -> Grid:
         claims.append(Claim(text=c["text"], a=c["a"], b=c["b"], metric=c["metric"], direction=c["direction"],
                             margin=float(c.get("margin", 0.0))))
     return Grid(seeds=seeds, seed_params=list(raw.get("seed_params", ["train.seed"])), configs=configs,
-                metrics=metrics, claims=claims)
+                metrics=metrics, claims=claims, targets=targets)
 
 
 # ----------------------------------------------------------------------------------------------------- DVC and git
@@ -273,7 +277,7 @@ def run_grid(grid: Grid, root: Path, jobs: int = 1, only: str | None = None, sha
             run(["dvc", "queue", "remove", task], root, check=False)
     for name, overrides in p.missing:
         force = ["-f"] if name in p.stale else []
-        run(["dvc", "exp", "run", "--queue", *force, "-n", name, *set_args(overrides)], root)
+        run(["dvc", "exp", "run", "--queue", *force, "-n", name, *set_args(overrides), *grid.targets], root)
         log(f"queued {name}")
     waiting = set(p.pending) | {n for n, _ in p.missing}
     if not waiting:
