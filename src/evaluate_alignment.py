@@ -109,7 +109,7 @@ def print_summary(m: dict, fractions) -> None:
     print(f"{'report_hubness_k10':<24}{f3(m['report_hubness_k10']):>26}{f3(m['baseline_report_hubness_k10']):>11}")
     for k in ("alignment_loss", "ecg_embedding_mean_cosine", "text_embedding_mean_cosine"):
         print(f"{k:<24}{f3(m[k]):>26}{f3(m['baseline_' + k]):>11}")
-    print(f"\nAUC macro (test folds), trained [95% CI] / untrained; probe C chosen on split.val_folds")
+    print("\nAUC macro (test folds), trained [95% CI] / untrained; probe C chosen on split.val_folds")
     cols = ["zero-shot"] + [f"probe {bm.fraction_key(f)}" for f in fractions]
     print(f"{'task':<17}{'classes':>8}" + "".join(f"{c:>36}" for c in cols))
     for task in lb.TASKS:

@@ -10,29 +10,23 @@ does not carry; '' none). Writes metrics/finetune.json, plots/label_efficiency.p
 table used and every run's test outputs). A killed run, re-run with the same params, resumes from
 data/finetune_state/last.pt. Library: src/ecgalign/finetune.py, src/ecgalign/outcomes.py.
 """
-import os
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
 import torch.distributed as dist
 
 from ecgalign import finetune as ft
 from ecgalign import params
+from ecgalign.artifacts import (FINETUNE, FINETUNE_METRICS, FINETUNE_PLOT, FINETUNE_STATE, MODEL, RAW, load_reports,
+                                load_signals)
 from ecgalign.atomic import atomic_dir, write_json
 from ecgalign.labels import task_labels
 from ecgalign.models import load_model
 from ecgalign.outcomes import read_outcomes
 from ecgalign.ptbxl import read_statements
-from ecgalign.reports import read_reports
-from ecgalign.signals import load_signals
-from ecgalign.training import resolve_device
-
-SIGNALS, REPORTS, RAW, MODEL = "data/signals", "data/reports.jsonl", "data/raw", "data/model/model.pt"
-OUT_DIR, STATE_DIR, METRICS, PLOT = "data/finetune", "data/finetune_state", "metrics/finetune.json", \
-    "plots/label_efficiency.png"
+from ecgalign.training import init_distributed
 
 
 def outcome_source(p, ecg_ids, folder: Path) -> Path | None:
@@ -54,26 +48,17 @@ def outcome_source(p, ecg_ids, folder: Path) -> Path | None:
 def main():
     start = time.time()
     p = params.load()
-    world = int(os.environ.get("WORLD_SIZE", 1))
-    if world > 1:
-        cuda = resolve_device(p.train.device, int(os.environ.get("LOCAL_RANK", 0))).type == "cuda"
-        if cuda:
-            torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
-        dist.init_process_group("nccl" if cuda else "gloo")
-    rank = dist.get_rank() if world > 1 else 0
+    rank, world = init_distributed(p.train.device)
     try:
         cfg = ft.config_from_params(p)
-        signals, _ = load_signals(SIGNALS)
-        reports = read_reports(REPORTS)
-        if len(signals) != len(reports):
-            raise ValueError(f"{SIGNALS}/signals.npy has {len(signals)} rows but {REPORTS} has {len(reports)} "
-                             f"records: re-run the stages (dvc repro)")
+        reports = load_reports()
+        signals, _ = load_signals(n_records=len(reports))
         folds = np.array([r["strat_fold"] for r in reports])
         ecg_ids = [r["ecg_id"] for r in reports]
         y, classes, keep = task_labels([r["scp_codes"] for r in reports], read_statements(RAW), cfg["task"])
         tasks = ft.classification_tasks(y, keep, folds, cfg)
         # rank 0 writes data/finetune/; the other ranks read the same outcome table from a scratch folder
-        with (atomic_dir(OUT_DIR) if rank == 0 else tempfile.TemporaryDirectory()) as out:
+        with (atomic_dir(FINETUNE) if rank == 0 else tempfile.TemporaryDirectory()) as out:
             out = Path(out)
             source = outcome_source(p, ecg_ids, out)
             outcome = read_outcomes(source, ecg_ids, p.finetune.on_error) if source else None
@@ -82,7 +67,7 @@ def main():
             pretrained = load_model(MODEL, encoder=p.ecg.encoder)
             print(f"finetune: task {cfg['task']} ({len(classes)} classes: {', '.join(classes)}), fractions "
                   f"{cfg['label_fractions']}, outcome: {source or 'none'}; {cfg['epochs']} epoch(s) per run")
-            results = ft.run_experiment(signals, pretrained, tasks, cfg, STATE_DIR)
+            results = ft.run_experiment(signals, pretrained, tasks, cfg, FINETUNE_STATE)
             if rank == 0:
                 np.savez(out / "test_outputs.npz", **{f"{name}__{init}": np.asarray(r["test_out"])
                                                        for name, runs in results.items() for init, r in runs.items()},
@@ -104,11 +89,11 @@ def main():
             metrics["outcome_kind"] = "none"
         metrics.update(ft.summarise(results, tasks, seed=cfg["seed"]))
         metrics["finetune_seconds"] = round(time.time() - start, 1)
-        write_json(METRICS, metrics)
-        ft.plot_label_efficiency(metrics, cfg["label_fractions"], PLOT,
+        write_json(FINETUNE_METRICS, metrics)
+        ft.plot_label_efficiency(metrics, cfg["label_fractions"], FINETUNE_PLOT,
                                  f"{cfg['task']}: test macro AUC (n={metrics['finetune_n_test']})")
         print(ft.report(metrics, cfg["label_fractions"]))
-        print(f"wrote {METRICS}, {PLOT} and {OUT_DIR}/ in {time.time() - start:.1f} s")
+        print(f"wrote {FINETUNE_METRICS}, {FINETUNE_PLOT} and {FINETUNE}/ in {time.time() - start:.1f} s")
     finally:
         if world > 1:
             dist.destroy_process_group()

@@ -11,7 +11,6 @@ import os
 os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")   # deterministic cuBLAS: read when CUDA starts
 
 import numpy as np
-import torch
 import torch.distributed as dist
 
 from ecgalign import params
@@ -19,18 +18,12 @@ from ecgalign.artifacts import (DVCLIVE, MODEL_DIR, RECORD_EMBEDDINGS, RECORD_ID
                                 load_array, load_record_embeddings, load_reports, load_signals)
 from ecgalign.atomic import write_json
 from ecgalign.errors import ArtifactError
-from ecgalign.training import config_from_params, resolve_device, train
+from ecgalign.training import config_from_params, init_distributed, train
 
 
 def main():
     p = params.load()
-    world = int(os.environ.get("WORLD_SIZE", 1))
-    if world > 1:
-        cuda = resolve_device(p.train.device, int(os.environ.get("LOCAL_RANK", 0))).type == "cuda"
-        if cuda:
-            torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
-        dist.init_process_group("nccl" if cuda else "gloo")
-    rank = dist.get_rank() if world > 1 else 0
+    rank, world = init_distributed(p.train.device)
 
     reports = load_reports()
     folds = np.array([r["strat_fold"] for r in reports])

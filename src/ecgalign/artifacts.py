@@ -33,6 +33,8 @@ SIGNALS_STATS = SIGNALS / "stats.json"                # per-lead mean/std over t
 MODEL_DIR = Path("data/model")                        # train
 MODEL = MODEL_DIR / "model.pt"
 TRAIN_STATE = Path("data/train_state")                # train: resume state (not a DVC output)
+FINETUNE = Path("data/finetune")                      # finetune: the outcome table used, every run's test outputs
+FINETUNE_STATE = Path("data/finetune_state")          # finetune: resume state (not a DVC output)
 ECG_EMBEDDINGS = Path("data/ecg_embeddings")          # ecg_embeddings
 Z_ECG = ECG_EMBEDDINGS / "z_ecg.npy"                  # (records, ecg.embed_dim): the encoder's output
 E_ECG = ECG_EMBEDDINGS / "e_ecg.npy"                  # (records, train.proj_dim): projected into the shared space
@@ -42,7 +44,9 @@ REPORTS_METRICS = METRICS / "reports.json"
 TEXT_METRICS = METRICS / "text.json"
 TRAIN_METRICS = METRICS / "train.json"
 EVAL_METRICS = METRICS / "eval.json"
-PLOTS = Path("plots")                                 # evaluate: loss.png, embedding_map.png, zero_shot_roc.png
+FINETUNE_METRICS = METRICS / "finetune.json"
+PLOTS = Path("plots")                                 # evaluate: loss.png, embedding_map.png, zero_shot_roc.png, ...
+FINETUNE_PLOT = PLOTS / "label_efficiency.png"
 DVCLIVE = Path("dvclive")                             # train: per-epoch curves (dvclive/plots/metrics/{train,val}/)
 
 

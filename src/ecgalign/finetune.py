@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from . import stats
 from .models import AlignmentModel, encode_all, unwrap
 from .outcomes import c_index, c_index_resamples, cox_loss
-from .training import autocast, distributed, resolve_device, rng_state, seed_everything, set_rng_state
+from .training import autocast, distributed, load_resume, resolve_device, rng_state, seed_everything, set_rng_state
 
 INITS = ("aligned", "frozen", "random")
 CONFIG_KEYS = ("task", "label_fractions", "epochs", "batch_size", "lr", "weight_decay", "seed", "device",
@@ -293,7 +293,7 @@ def run_experiment(signals, pretrained: AlignmentModel, tasks: dict, cfg: dict, 
     pretrained = unwrap(pretrained).to(device).eval()
     key = fingerprint({**{k: cfg[k] for k in CONFIG_KEYS}, "inits": list(inits)}, pretrained, signals, tasks, world)
     path = Path(state_dir) / "last.pt"
-    state = load_state(path, key, log)
+    state = load_resume(path, key, log, _progress)
     done = state["done"] if state else {}
     current = state.get("current") if state else None
     features = None
@@ -334,22 +334,10 @@ def run_experiment(signals, pretrained: AlignmentModel, tasks: dict, cfg: dict, 
     return results
 
 
-def load_state(path: Path, key: str, log) -> dict | None:
-    """The resume state at `path` if it belongs to `key`, else None (saying why)."""
-    if not path.exists():
-        return None
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        log(f"{path}: unreadable ({type(e).__name__}), ignoring it: starting fresh")
-        return None
-    if not isinstance(state, dict) or state.get("key") != key:
-        log(f"{path} belongs to other params or inputs: ignoring it, starting fresh")
-        return None
+def _progress(state: dict) -> str:
     current = state.get("current")
-    log(f"resuming from {path}: {len(state['done'])} run(s) done"
-        + (f", {current['run']} after epoch {len(current['fit']['history'])}" if current else ""))
-    return state
+    return (f"{len(state['done'])} run(s) done"
+            + (f", {current['run']} after epoch {len(current['fit']['history'])}" if current else ""))
 
 
 def _save_state(path: Path, state: dict) -> None:

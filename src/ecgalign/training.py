@@ -178,6 +178,20 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     return torch.device("cpu")
 
 
+def init_distributed(device: str) -> tuple[int, int]:
+    """Under torchrun (WORLD_SIZE > 1): start the process group (nccl on CUDA, gloo on CPU) for train.device =
+    `device`. Returns (rank, world_size); (0, 1) for one process."""
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    if world == 1:
+        return 0, 1
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    cuda = resolve_device(device, local_rank).type == "cuda"
+    if cuda:
+        torch.cuda.set_device(local_rank)
+    dist.init_process_group("nccl" if cuda else "gloo")
+    return dist.get_rank(), world
+
+
 def distributed() -> tuple[int, int]:
     """(rank, world_size); (0, 1) without an initialised process group."""
     if dist.is_available() and dist.is_initialized():
@@ -209,8 +223,9 @@ def autocast(device: torch.device):
     return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
 
 
-def load_resume(path: Path, key: str, log) -> dict | None:
-    """The resume state at `path` if it belongs to `key`, else None (saying why)."""
+def load_resume(path: Path, key: str, log, progress=lambda state: f"{state['epoch']} epoch(s) done") -> dict | None:
+    """The resume state at `path` if it belongs to `key`, else None (saying why); `progress(state)` says how far
+    the saved run got."""
     if not path.exists():
         return None
     try:
@@ -222,7 +237,7 @@ def load_resume(path: Path, key: str, log) -> dict | None:
         log(f"{path} belongs to other params or inputs (hash {state.get('key') if isinstance(state, dict) else '?'}"
             f", now {key}): ignoring it, starting fresh")
         return None
-    log(f"resuming from {path}: {state['epoch']} epoch(s) done")
+    log(f"resuming from {path}: {progress(state)}")
     return state
 
 
