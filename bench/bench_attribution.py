@@ -5,7 +5,6 @@
 """
 import os
 import resource
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -13,11 +12,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from ecgalign import synthetic  # noqa: E402
-from ecgalign.attribution import integrated_gradients  # noqa: E402
-from ecgalign.ecgplot import plot_ecg  # noqa: E402
-from ecgalign.models import build_model  # noqa: E402
+from ecgalign import synthetic
+from ecgalign.attribution import integrated_gradients
+from ecgalign.ecgplot import plot_ecg
+from ecgalign.models import build_model
 
 
 def main() -> None:

@@ -8,7 +8,6 @@ random float32 memmap of shape N x 12 x 1000. Prints the time of each part and t
 --records takes the first N records (to check that the cost grows linearly in records).
 """
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -17,13 +16,12 @@ import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
-from ecgalign import benchmark as bm  # noqa: E402
-from ecgalign import evaluation as ev  # noqa: E402
-from ecgalign import stats  # noqa: E402
-from ecgalign.models import build_model, encode_all  # noqa: E402
-from ecgalign.ptbxl import read_database, read_statements  # noqa: E402
-from ecgalign.reports import parse_scp_codes  # noqa: E402
+from ecgalign import benchmark as bm
+from ecgalign import evaluation as ev
+from ecgalign import stats
+from ecgalign.models import build_model, encode_all
+from ecgalign.ptbxl import read_database, read_statements
+from ecgalign.reports import parse_scp_codes
 
 
 class Clock:

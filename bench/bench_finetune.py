@@ -6,18 +6,15 @@ AdamW) at batch 64 on random 100 Hz data, and the C-index bootstrap at 2,000 tes
 Full PTB-XL: ~17,400 training-fold records (folds 1-8), ~2,200 each in the validation and test folds.
 """
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from ecgalign import finetune as ft  # noqa: E402
-from ecgalign.models import build_model  # noqa: E402
-from ecgalign.outcomes import c_index_resamples  # noqa: E402
-from ecgalign.stats import bootstrap_counts  # noqa: E402
+from ecgalign import finetune as ft
+from ecgalign.models import build_model
+from ecgalign.outcomes import c_index_resamples
+from ecgalign.stats import bootstrap_counts
 
 N_TRAIN, N_VAL, BATCH = 17_400, 2_200, 64
 

@@ -15,8 +15,7 @@ from pathlib import Path
 import numpy as np
 
 BENCH = Path(__file__).resolve().parent
-sys.path.insert(0, str(BENCH.parent / "src"))
-from ecgalign import ptbxl, text  # noqa: E402
+from ecgalign import ptbxl, text
 
 
 def kind(statements, code: str) -> str:
