@@ -1,5 +1,8 @@
 """Shared fixtures. Tests are offline: the Hugging Face Hub is never contacted."""
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -54,3 +57,34 @@ def fault_cache(tmp_path_factory):
     """Where the fault matrix's base workspace (tests/faults.py: 40 synthetic records through download, reports and
     signals) is built once per session."""
     return tmp_path_factory.mktemp("fault-base")
+
+
+def run(cmd, cwd, env, timeout=900) -> str:
+    """A command that must succeed; its stdout then stderr."""
+    out = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert out.returncode == 0, f"{' '.join(cmd)} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+    return out.stdout + out.stderr
+
+
+def make_repo(root: Path, text_model: Path, epochs: int) -> dict:
+    """A fresh git + DVC repository at root with the project's files and small params (200 synthetic records, the
+    tiny text model, `epochs` epochs), committed; returns the environment to run git/dvc in it."""
+    import yaml
+
+    for name in ("src", "dvc.yaml", "params.yaml", ".gitignore"):
+        src = REPO / name
+        (shutil.copytree(src, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+         if src.is_dir() else shutil.copy(src, root / name))
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["data"]["synthetic_records"] = 200
+    params["text"]["model"] = str(text_model)
+    params["train"].update(epochs=epochs, batch_size=32)
+    params["ecg"]["embed_dim"] = 32
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}", HF_HUB_OFFLINE="1",
+               GIT_AUTHOR_NAME="test", GIT_AUTHOR_EMAIL="test@example.com",
+               GIT_COMMITTER_NAME="test", GIT_COMMITTER_EMAIL="test@example.com")
+    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "config", "core.analytics", "false"],
+                ["git", "add", "-A"], ["git", "commit", "-qm", "init"]):
+        run(cmd, root, env)
+    return env

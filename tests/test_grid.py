@@ -4,14 +4,11 @@ import json
 import math
 import os
 import shutil
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-import yaml
 
-from conftest import REPO
+from conftest import REPO, make_repo, run
 from ecgalign import grid as g
 
 GRID = """
@@ -156,36 +153,17 @@ def test_readme_results_block_is_what_the_script_writes_for_the_committed_result
         "README.md's results block is stale: run `make results`"
 
 
-def run(cmd, cwd, env):
-    out = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, f"{' '.join(cmd)} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
-    return out.stdout + out.stderr
-
-
 def test_a_small_grid_runs_through_the_dvc_queue_and_a_rerun_skips_it(tmp_path, tiny_text_model):
     """2 seeds x 1 configuration, 200 synthetic records, 1 epoch: queued, run by a queue worker, collected."""
     root = tmp_path / "repo"
     root.mkdir()
-    for name in ("src", "dvc.yaml", "params.yaml", ".gitignore"):
-        src = REPO / name
-        (shutil.copytree(src, root / name, ignore=shutil.ignore_patterns("__pycache__"))
-         if src.is_dir() else shutil.copy(src, root / name))
-    params = yaml.safe_load((root / "params.yaml").read_text())
-    params["data"]["synthetic_records"] = 200
-    params["text"]["model"] = str(tiny_text_model)
-    params["train"].update(epochs=1, batch_size=32)
-    params["ecg"]["embed_dim"] = 32
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = make_repo(root, tiny_text_model, epochs=1)
     (root / "experiments.yaml").write_text(
         "seeds: [0, 1]\nconfigs:\n  cos: {train.loss: cosine}\n"
         "metrics: [zero_shot_auc_macro]\nclaims: []\n")
     (root / "README.md").write_text(f"# t\n{g.BEGIN}\n{g.END}\n")
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}", HF_HUB_OFFLINE="1",
-               GIT_AUTHOR_NAME="test", GIT_AUTHOR_EMAIL="test@example.com",
-               GIT_COMMITTER_NAME="test", GIT_COMMITTER_EMAIL="test@example.com")
-    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "config", "core.analytics", "false"],
-                ["git", "add", "-A"], ["git", "commit", "-qm", "init"]):
-        run(cmd, root, env)
+    run(["git", "add", "-A"], root, env)
+    run(["git", "commit", "-qm", "grid"], root, env)
     grid_cmd = [sys.executable, "src/run_grid.py", "--poll", "2"]
     out = run(grid_cmd, root, env)
     assert "0 done, 0 already queued, 2 to queue" in out and "2/2 finished" in out

@@ -1,49 +1,20 @@
 """End to end: the repository copied into a temp dir, `git init`, `dvc repro`, artifacts checked, an experiment run."""
 import json
-import os
-import shutil
-import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
-from conftest import REPO
+from conftest import make_repo, run
 
-STAGES = ("download", "reports", "text_embeddings", "signals", "train", "ecg_embeddings", "evaluate")
-
-
-def run(cmd, cwd, env):
-    out = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
-    assert out.returncode == 0, f"{' '.join(cmd)} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
-    return out.stdout
+STAGES = ("download", "reports", "text_embeddings", "signals", "train", "finetune", "ecg_embeddings", "evaluate")
 
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory, tiny_text_model):
     """A fresh repository with the project's files and small params: 200 synthetic records, a tiny text model."""
     root = tmp_path_factory.mktemp("repo")
-    for name in ("src", "dvc.yaml", "params.yaml", ".gitignore"):
-        src = REPO / name
-        (shutil.copytree(src, root / name, ignore=shutil.ignore_patterns("__pycache__"))
-         if src.is_dir() else shutil.copy(src, root / name))
-    params = yaml.safe_load((root / "params.yaml").read_text())
-    params["data"]["synthetic_records"] = 200
-    params["text"]["model"] = str(tiny_text_model)
-    params["train"].update(epochs=2, batch_size=32)
-    params["ecg"]["embed_dim"] = 32
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}", HF_HUB_OFFLINE="1",
-               GIT_AUTHOR_NAME="test", GIT_AUTHOR_EMAIL="test@example.com",
-               GIT_COMMITTER_NAME="test", GIT_COMMITTER_EMAIL="test@example.com")
-    run(["git", "init", "-q"], root, env)
-    run(["dvc", "init", "-q"], root, env)
-    run(["dvc", "config", "core.analytics", "false"], root, env)
-    run(["git", "add", "-A"], root, env)
-    run(["git", "commit", "-qm", "init"], root, env)
-    return root, env
+    return root, make_repo(root, tiny_text_model, epochs=2)
 
 
 def test_dvc_repro_writes_every_artifact(repo):
