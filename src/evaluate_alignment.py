@@ -76,7 +76,7 @@ def model_figures(model, inp: SimpleNamespace, prep, emb: dict, p, counts, prefi
     sup = prep.tasks["superdiagnostic"]
     prompts, classes = prompts_of("superdiagnostic")
     y = sup.y[inp.test][:, [sup.classes.index(c) for c in classes]]
-    return m, {"e_text": e_text, "classes": classes, "labels": y,
+    return m, {"e_text": e_text, "classes": classes, "labels": y, "statement_keys": statements,
                "zero_shot_scores": ev.zero_shot_scores(emb["e"]["test"], prompts)}
 
 
@@ -169,7 +169,7 @@ def main(data_dir: str | Path = "data", params_path: str | Path = art.PARAMS,
                    title=f"Zero-shot superclass ROC, test folds (n={len(test)})")
     plots.plot_tasks(metrics, lb.TASKS, [bm.fraction_key(f) for f in ep.label_fractions], plots_dir / "tasks.png")
     write_json(metrics_path, metrics)
-    directions = statement_directions(emb_trained_test, ev.project_text(model, inp.statement_emb), inp.statement_codes,
+    directions = statement_directions(emb_trained_test, extras["statement_keys"], inp.statement_codes,
                                       [inp.reports[i]["scp_codes"] for i in test])
     write_json(statements_path or Path(metrics_path).with_name("statements.json"), statement_metrics(directions))
     plot_statement_auc(directions, plots_dir / "statement_auc.png")

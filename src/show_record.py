@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ecgalign import reports
+from ecgalign.errors import ArtifactError, MissingArtifactError, ProjectError
 
 DATA = Path("data")
 
@@ -51,16 +52,16 @@ def plot_records(ids: list[int], paths: list[Path], by_id: dict, row_of: dict, k
     from ecgalign.evaluation import nearest_statements
 
     if not (DATA / "signals" / "signals.npy").exists():
-        raise SystemExit(f"{DATA / 'signals' / 'signals.npy'} not found: run the signals stage first "
+        raise MissingArtifactError(f"{DATA / 'signals' / 'signals.npy'} not found: run the signals stage first "
                          f"(dvc repro signals)")
     signals = np.load(DATA / "signals" / "signals.npy", mmap_mode="r")
     fs = {1000: 100, 5000: 500}.get(signals.shape[2])
     if fs is None:
-        raise SystemExit(f"{DATA / 'signals' / 'signals.npy'}: {signals.shape[2]} samples a record, expected "
+        raise ArtifactError(f"{DATA / 'signals' / 'signals.npy'}: {signals.shape[2]} samples a record, expected "
                          f"1000 (100 Hz) or 5000 (500 Hz)")
     have_model = (DATA / "ecg_embeddings" / "e_ecg.npy").exists() and (DATA / "model" / "model.pt").exists()
     if (attribution or statement) and not have_model:
-        raise SystemExit(f"--attribution needs a trained model: {DATA / 'model' / 'model.pt'} and "
+        raise MissingArtifactError(f"--attribution needs a trained model: {DATA / 'model' / 'model.pt'} and "
                          f"{DATA / 'ecg_embeddings' / 'e_ecg.npy'} (dvc repro ecg_embeddings)")
     model = codes = keys = None
     if attribution or statement:
@@ -69,7 +70,7 @@ def plot_records(ids: list[int], paths: list[Path], by_id: dict, row_of: dict, k
         statements, keys = statement_keys(model)
         codes = [s["code"] for s in statements]
         if statement is not None and statement not in codes:
-            raise SystemExit(f"--statement {statement}: not a statement of {DATA / 'text' / 'statements.jsonl'} "
+            raise ProjectError(f"--statement {statement}: not a statement of {DATA / 'text' / 'statements.jsonl'} "
                              f"(codes: {', '.join(codes)})")
     for ecg_id, path in zip(ids, paths):
         nearest = nearest_statements(ecg_id, k=k, data_dir=DATA) if have_model else []
@@ -97,7 +98,7 @@ def write_statement_auc(out_dir: Path) -> None:
     folds = test_folds()
     rows = [i for i, r in enumerate(records) if r["strat_fold"] in folds]
     if not rows:
-        raise SystemExit(f"no record of {DATA / 'reports.jsonl'} is in the test folds {folds}")
+        raise ProjectError(f"no record of {DATA / 'reports.jsonl'} is in the test folds {folds}")
     e_ecg = np.load(DATA / "ecg_embeddings" / "e_ecg.npy", mmap_mode="r")
     statements, keys = statement_keys(load_model(DATA / "model" / "model.pt"))
     table = statement_directions(np.asarray(e_ecg[rows]), keys, [s["code"] for s in statements],
@@ -134,7 +135,7 @@ def main() -> None:
     by_id = {r["ecg_id"]: r for r in reports.read_reports(DATA / "reports.jsonl")}
     for ecg_id in args.ecg_ids:
         if ecg_id not in by_id:
-            raise SystemExit(f"ecg_id {ecg_id} is not in {DATA / 'reports.jsonl'} "
+            raise ProjectError(f"ecg_id {ecg_id} is not in {DATA / 'reports.jsonl'} "
                              f"({len(by_id)} records, ecg_id {min(by_id)}-{max(by_id)})")
     if args.plot or args.plot_dir:
         paths = [args.plot] if args.plot else [args.plot_dir / f"ecg_{i}.png" for i in args.ecg_ids]
