@@ -73,6 +73,7 @@ def main():
     total = time.time()
     prep = clock("prepare (labels, subsamples, groups)", bm.prepare, reports, table, train, val, test, a.fractions, 0)
     counts = clock("bootstrap counts", stats.bootstrap_counts, len(test), a.bootstrap, 0)
+    task_counts, _ = clock("class-complete bootstrap counts per task", bm.task_bootstrap, prep, a.bootstrap, 0)
     splits = {"train": train, "val": val, "test": test}
 
     def prompts_of(task):
@@ -95,7 +96,7 @@ def main():
         clock(f"{name}: retrieval + intervals + null", bm.retrieval, prep, test, e_ecg[test], e_text_all[test],
               counts, 5, 0, prefix)
         clock(f"{name}: validation figures", bm.validation, prep, e_ecg[val], e_text_all[val], prefix)
-        clock(f"{name}: 6 tasks x zero-shot + probes + intervals", bm.tasks, prep, emb, prompts_of, counts,
+        clock(f"{name}: 6 tasks x zero-shot + probes + intervals", bm.tasks, prep, emb, prompts_of, task_counts,
               (0.001, 0.01, 0.1, 1.0, 10.0), prefix)
     clock("chance / majority levels", bm.retrieval_levels, prep, test, 5, 0)
     print(f"total {time.time() - total:.1f} s for {n} records (the stage adds reading the artifacts and the plots)")

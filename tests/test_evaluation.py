@@ -167,6 +167,18 @@ def test_jaccard_and_graded_average_precision():
     np.testing.assert_allclose(ap, [0.5, 1.0])
 
 
+def test_normalised_graded_average_precision_of_a_perfect_ranking_is_one():
+    keys = np.array([[1.0, 0.0], [0.6, 0.8], [-1.0, 0.0]])
+    queries = np.array([[1.0, 0.0], [-1.0, 0.0]])
+    rel = np.array([[1.0, 0.5, 0.0],      # q0 ranks keys 0, 1, 2: relevances 1, 0.5, 0 -- the ideal order
+                    [1.0, 0.5, 0.0]])     # q1 ranks keys 2, 1, 0: relevances 0, 0.5, 1 -- the worst order
+    ap, ideal = ev.graded_average_precision(queries, keys, rel), ev.ideal_average_precision(rel)
+    # raw graded AP of the perfect ranking: (1 * 1 + 0.5 * 1.5/2) / 1.5 = 0.917, below 1
+    np.testing.assert_allclose(ap, [(1 + 0.5 * 0.75) / 1.5, (0.5 * 0.25 + 1 * 0.5) / 1.5])
+    np.testing.assert_allclose(ideal, [(1 + 0.5 * 0.75) / 1.5] * 2)
+    np.testing.assert_allclose(ap / ideal, [1.0, (0.125 + 0.5) / 1.375])
+
+
 def test_hubness_is_zero_when_symmetric_and_positive_for_a_hub():
     keys = np.eye(4)
     assert ev.hubness(np.eye(4), keys, k=1) == 0.0

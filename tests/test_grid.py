@@ -97,11 +97,31 @@ def test_paired_difference_has_the_t_interval_over_seeds(grid):
     assert g.paired(noisy, grid.claims[0]).verdict == "not supported"
 
 
+def test_paired_p_values_match_the_interval_and_holm_corrects_them(grid):
+    higher, lower, equal, single = (g.paired(RESULTS, c) for c in grid.claims)
+    # t = (1/6) / (sqrt(1/300) / sqrt(3)) = 5 on 2 df: two-sided p = 0.0377; TOST: t = 20 and 10 -> p = 2 * 0.00493
+    assert higher.p == pytest.approx(0.037750, abs=1e-6) and lower.p == higher.p
+    assert equal.p == pytest.approx(0.009852, abs=1e-6) and math.isnan(single.p)
+    assert g.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])    # 3 x 0.01, 2 x 0.03, max(0.06, 0.04)
+    assert g.holm([0.5, 0.001]) == pytest.approx([0.5, 0.002]) and g.holm([0.9, 0.8]) == [1.0, 1.0]
+    corrected = g.claim_results(grid, RESULTS)
+    # alone, "a beats b" is supported (p 0.038 < 0.05); among 3 claims its Holm p is 0.075: not supported
+    assert higher.verdict == "supported" and corrected[0].verdict == "not supported"
+    assert corrected[0].p_holm == pytest.approx(2 * higher.p) and corrected[1].verdict == "not supported"
+    assert corrected[2].p_holm == pytest.approx(3 * equal.p) and corrected[2].verdict == "supported"
+    assert corrected[3].verdict.startswith("not supported (one seed")
+
+
 def test_render_shows_every_configuration_and_claim(grid):
     block = g.render(grid, RESULTS)
     assert "| a | 0, 1, 2 | 0.600 ± 0.100 | 0.57 ± 0.12 |" in block
     assert "| c | 0 | 0.480 [0.410, 0.550] | 0.50 |" in block
-    assert "| a beats b (a = a, b = b) | ecg_to_text_r1 | +0.167 | [+0.023, +0.310] | 3 | supported |" in block
+    # p = 0.038 alone, but Holm across the 3 claims with an interval: 2 x 0.038 = 0.075 -> not supported
+    assert ("| a beats b (a = a, b = b) | ecg_to_text_r1 | +0.167 | [+0.023, +0.310] | 3 | 0.038 | 0.075 | "
+            "not supported |") in block
+    assert "| a equals b (a = a, b = b, equal within ±0.5) | ecg_to_text_r1 | +0.167 | [+0.023, +0.310] | 3 | " \
+           "0.010 | 0.030 | supported |" in block
+    assert "Holm–Bonferroni-corrected across the 3 claims" in block
     readme = f"# x\n\n## Results\n{g.BEGIN}\nold\n{g.END}\nhand table\n"
     new = g.replace_block(readme, block)
     assert new.startswith("# x\n\n## Results\n") and new.endswith(f"{g.END}\nhand table\n")

@@ -1,6 +1,13 @@
 """The evaluate stage's figures for one model, as flat metric keys: retrieval with its chance, majority and shuffle
-levels, zero-shot and linear-probe AUC on the six PTB-XL benchmark tasks at each label fraction, 95 % bootstrap
-intervals over test records, and cheap validation-fold figures for design choices (no bootstrap).
+levels, zero-shot and linear-probe AUC on the six PTB-XL benchmark tasks at each label fraction, percentile bootstrap
+intervals over test records (95 % by default, `evaluate.ci_level`), and cheap validation-fold figures for design
+choices (no bootstrap).
+
+Intervals. Retrieval figures resample the test records as queries; the gallery (the test records' texts, or their
+distinct reports) stays the one of the full test fold, so retrieval intervals are conditional on the gallery.
+Macro AUCs resample each task's test records with `stats.class_complete_counts` (every scored class keeps a positive
+and a negative in every resample, as the PTB-XL benchmark does); `{task}_bootstrap_rejected` counts the draws
+rejected for missing one.
 
 Inputs are arrays: `prepare` builds everything that depends only on the records (labels, groups, subsamples);
 `model_figures` takes one model's embeddings. src/evaluate_alignment.py reads the artifacts and writes the JSON.
@@ -51,13 +58,24 @@ def prepare(reports: list[dict], statements, train, val, test, fractions, seed: 
                            subsamples=subsamples, fractions=list(fractions), groups=groups, codes=codes)
 
 
+def task_bootstrap(prep: SimpleNamespace, n_boot: int, seed: int) -> tuple[dict, dict]:
+    """({task: class-complete resample multiplicities of the task's test records}, metrics: per task the number of
+    rejected draws and of resamples kept). Model-free: the trained and untrained models share the resamples."""
+    counts, m = {}, {}
+    for task, t in prep.tasks.items():
+        counts[task], rejected = stats.class_complete_counts(t.y[prep.test][t.keep[prep.test]], n_boot, seed)
+        m[f"{task}_bootstrap_rejected"], m[f"{task}_bootstrap_resamples"] = rejected, int(len(counts[task]))
+    return counts, m
+
+
 def add_interval(m: dict, key: str, ci) -> None:
     m[f"{key}_ci_low"], m[f"{key}_ci_high"] = float(ci[0]), float(ci[1])
 
 
 def retrieval_levels(prep: SimpleNamespace, rows, n_random: int, seed: int) -> dict:
     """Model-free reference levels of the retrieval figures on `rows`: chance (exact expectation of a random
-    ranking), majority (always the most common answer), and the Jaccard mAP of random rankings."""
+    ranking), majority (always the most common answer), and the Jaccard mAP (raw and normalised by the ideal
+    ranking's) of random rankings."""
     m = {}
     g = {k: v[rows] for k, v in prep.groups.items()}
     gallery = ev.first_of_each(g["exact"])
@@ -70,19 +88,22 @@ def retrieval_levels(prep: SimpleNamespace, rows, n_random: int, seed: int) -> d
             m[f"ecg_to_report{sfx}_chance_r{k}"] = ev.gallery_chance(g[notion], g[notion][gallery], k)
         m[f"ecg_to_report{sfx}_majority_r1"] = ev.majority_share(g[notion])
     rel = ev.jaccard(prep.codes[rows], prep.codes[rows][gallery])
+    ideal = ev.ideal_average_precision(rel)
     rng = np.random.default_rng(seed)
-    m["report_map_jaccard_chance"] = float(np.mean(
-        [np.nanmean(ev.graded_average_precision(rng.normal(size=(len(rows), 2)), rng.normal(size=(len(gallery), 2)),
-                                                rel, seed=seed + i)) for i in range(n_random)]))
+    aps = [ev.graded_average_precision(rng.normal(size=(len(rows), 2)), rng.normal(size=(len(gallery), 2)), rel,
+                                       seed=seed + i) for i in range(n_random)]
+    m["report_map_jaccard_chance"] = float(np.mean([np.nanmean(ap) for ap in aps]))
+    m["report_map_jaccard_norm_chance"] = float(np.mean([np.nanmean(ap / ideal) for ap in aps]))
     return m
 
 
 def retrieval(prep: SimpleNamespace, rows, e_ecg, e_text, counts=None, n_shuffles: int = 5, seed: int = 0,
-              prefix: str = "") -> dict:
+              prefix: str = "", level: float = stats.LEVEL) -> dict:
     """Retrieval figures of one model on `rows` (e_ecg, e_text row-aligned with rows): ECG -> text of every record
     (ecg_to_text_r*, a hit = the same canonical code set), ECG -> the gallery of distinct reports
-    (ecg_to_report{,_codes,_super}_r*), Jaccard mAP over that gallery, top-10 hubness, each recall's shuffle null;
-    with bootstrap intervals when `counts` (B x len(rows)) is given."""
+    (ecg_to_report{,_codes,_super}_r*), Jaccard mAP over that gallery (raw, and normalised: each query's AP divided
+    by its ideal ranking's, report_map_jaccard_norm), top-10 hubness, each recall's shuffle null;
+    with bootstrap intervals at `level` when `counts` (B x len(rows): resampled queries, fixed gallery) is given."""
     m = {f"{prefix}alignment_loss": ev.alignment_loss(e_ecg, e_text)}
     g = {k: v[rows] for k, v in prep.groups.items()}
     gallery = ev.first_of_each(g["exact"])
@@ -101,21 +122,25 @@ def retrieval(prep: SimpleNamespace, rows, e_ecg, e_text, counts=None, n_shuffle
             key = f"{prefix}{name}_r{k}"
             m[key] = float(hits[:, j].mean())
             if counts is not None:
-                add_interval(m, key, stats.mean_interval(hits[:, j], counts))
+                add_interval(m, key, stats.mean_interval(hits[:, j], counts, level))
             m[f"{prefix}{name}_shuffle_r{k}"] = float(nulls[name][j])
     rel = ev.jaccard(prep.codes[rows], prep.codes[rows][gallery])
+    ideal = ev.ideal_average_precision(rel)
     ap = ev.graded_average_precision(e_ecg, e_text[gallery], rel, seed=seed)
-    m[f"{prefix}report_map_jaccard"] = float(np.nanmean(ap))
-    if counts is not None:
-        add_interval(m, f"{prefix}report_map_jaccard", stats.mean_interval(np.nan_to_num(ap), counts))
     perm = np.random.default_rng(seed).permutation(len(rows))
-    m[f"{prefix}report_map_jaccard_shuffle"] = float(np.nanmean(
-        ev.graded_average_precision(np.asarray(e_ecg)[perm], e_text[gallery], rel, seed=seed)))
+    ap_shuffle = ev.graded_average_precision(np.asarray(e_ecg)[perm], e_text[gallery], rel, seed=seed)
+    for name, per_query, null in (("report_map_jaccard", ap, ap_shuffle),
+                                  ("report_map_jaccard_norm", ap / ideal, ap_shuffle / ideal)):
+        m[f"{prefix}{name}"] = float(np.nanmean(per_query))
+        if counts is not None:
+            add_interval(m, f"{prefix}{name}", stats.mean_interval(np.nan_to_num(per_query), counts, level))
+        m[f"{prefix}{name}_shuffle"] = float(np.nanmean(null))
     m[f"{prefix}report_hubness_k10"] = ev.hubness(e_ecg, e_text[gallery], 10)
     return m
 
 
-def _auc_figures(m: dict, key: str, y, scores, classes, counts, per_class_prefix: str | None) -> int:
+def _auc_figures(m: dict, key: str, y, scores, classes, counts, per_class_prefix: str | None,
+                 level: float = stats.LEVEL) -> int:
     """Macro AUC (and per class when per_class_prefix is given) of the columns of `scores` that are finite and
     have both label values, with intervals when counts is given; returns the number of classes scored."""
     ok = pr.two_valued(y) & np.isfinite(scores).all(axis=0)
@@ -125,7 +150,7 @@ def _auc_figures(m: dict, key: str, y, scores, classes, counts, per_class_prefix
     if counts is None:
         m[key] = float(np.mean(stats.auc_columns(y[:, ok], scores[:, ok])[0]))
         return int(ok.sum())
-    s = stats.auc_summary(y[:, ok], scores[:, ok], counts)
+    s = stats.auc_summary(y[:, ok], scores[:, ok], counts, level)
     m[key] = s["macro"]
     add_interval(m, key, s["macro_ci"])
     if per_class_prefix is not None:
@@ -135,17 +160,19 @@ def _auc_figures(m: dict, key: str, y, scores, classes, counts, per_class_prefix
     return int(ok.sum())
 
 
-def tasks(prep: SimpleNamespace, emb: dict, prompts_of, counts, c_grid, prefix: str = "", log=print) -> dict:
+def tasks(prep: SimpleNamespace, emb: dict, prompts_of, counts, c_grid, prefix: str = "", log=print,
+          level: float = stats.LEVEL) -> dict:
     """Zero-shot and linear-probe figures on every task; emb = {"e": {split: rows x d}, "z": {...}} for the
     splits "train" (all training rows), "val", "test", row-aligned with prep.train/val/test; prompts_of(task) ->
-    (prompts, classes with a prompt). Probes fit on each label-fraction subsample, C chosen on the validation rows."""
+    (prompts, classes with a prompt); counts = {task: resamples of the task's test records} (`task_bootstrap`)
+    or None for no intervals. Probes fit on each label-fraction subsample, C chosen on the validation rows."""
     m = {}
     pos = {s: {r: i for i, r in enumerate(getattr(prep, s))} for s in ("train",)}
     full = max(prep.fractions)
     for task, t in prep.tasks.items():
         keep_test, keep_val = t.keep[prep.test], t.keep[prep.val]
         y_test, y_val = t.y[prep.test][keep_test], t.y[prep.val][keep_val]
-        c_test = None if counts is None else counts[:, keep_test]
+        c_test = None if counts is None else counts[task]
         m[f"{prefix}{task}_n_test"] = int(keep_test.sum())
         # zero-shot
         prompts, with_prompt = prompts_of(task)
@@ -154,7 +181,8 @@ def tasks(prep: SimpleNamespace, emb: dict, prompts_of, counts, c_grid, prefix: 
             cols = [t.classes.index(c) for c in with_prompt]
             scores[:, cols] = ev.zero_shot_scores(emb["e"]["test"][keep_test], prompts)
         per_class = f"{prefix}zero_shot_auc_" if task == "superdiagnostic" else None
-        n = _auc_figures(m, f"{prefix}zero_shot_{task}_auc_macro", y_test, scores, t.classes, c_test, per_class)
+        n = _auc_figures(m, f"{prefix}zero_shot_{task}_auc_macro", y_test, scores, t.classes, c_test, per_class,
+                         level)
         m[f"{prefix}{task}_n_classes"] = n
         m[f"{prefix}{task}_n_classes_dropped"] = len(t.classes) - n
         if task == "superdiagnostic":
@@ -175,7 +203,8 @@ def tasks(prep: SimpleNamespace, emb: dict, prompts_of, counts, c_grid, prefix: 
                                x["test"][keep_test], c_grid)
                 key = f"{prefix}{name}_{task}_{fraction_key(f)}"
                 per_class = f"{prefix}{name}_auc_" if (task == "superdiagnostic" and f == full) else None
-                n = _auc_figures(m, f"{key}_auc_macro", y_test, fit["scores"], t.classes, c_test, per_class)
+                n = _auc_figures(m, f"{key}_auc_macro", y_test, fit["scores"], t.classes, c_test, per_class,
+                                 level)
                 m[f"{key}_c"], m[f"{key}_n_train"], m[f"{key}_n_classes"] = fit["c"], int(len(rows)), n
                 if task == "superdiagnostic" and f == full:
                     for sfx in ("", "_ci_low", "_ci_high"):

@@ -161,25 +161,37 @@ def jaccard(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 1.0)
 
 
+def _ap_of_ranked(rel: np.ndarray) -> np.ndarray:
+    """Graded AP of each row of relevances in rank order: sum_r rel_r * P_r / sum_r rel_r, P_r = mean of rel_1..r
+    (NaN for a row without relevance)."""
+    precision = np.cumsum(rel, axis=1) / np.arange(1, rel.shape[1] + 1)
+    total = rel.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, (rel * precision).sum(axis=1) / total, np.nan)
+
+
 def graded_average_precision(queries: np.ndarray, keys: np.ndarray, relevance: np.ndarray, seed: int = 0,
                              chunk: int = 512) -> np.ndarray:
     """Per query, average precision with graded relevance rel in [0, 1] (here: Jaccard of code sets) over the
     ranking of all keys by cosine: AP = sum_r rel_r * P_r / sum_r rel_r with P_r = (sum_{i<=r} rel_i) / r, which is
     the usual AP when rel is 0/1. Ties in a fixed random order of the keys (seeded). A query with no relevant key
-    gets NaN."""
+    gets NaN. With graded relevance even the best ranking scores below 1 (relevances [1, 0.5]: 0.917); divide by
+    `ideal_average_precision` for a figure whose perfect ranking scores 1."""
     q, kv = unit(queries), unit(keys)
     tiebreak = np.random.default_rng(seed).permutation(len(kv))
-    ranks = np.arange(1, len(kv) + 1)
     out = np.zeros(len(q))
     for start in range(0, len(q), chunk):
         scores = np.round(q[start:start + chunk] @ kv.T, TIE_DECIMALS)
         order = np.lexsort((np.broadcast_to(tiebreak, scores.shape), -scores), axis=1)
         rel = np.take_along_axis(np.asarray(relevance[start:start + chunk], dtype=np.float64), order, axis=1)
-        precision = np.cumsum(rel, axis=1) / ranks
-        total = rel.sum(axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out[start:start + chunk] = np.where(total > 0, (rel * precision).sum(axis=1) / total, np.nan)
+        out[start:start + chunk] = _ap_of_ranked(rel)
     return out
+
+
+def ideal_average_precision(relevance: np.ndarray) -> np.ndarray:
+    """Per query (row of relevance), the graded AP of the ideal ranking (relevance descending): the most any
+    ranking can score. AP / ideal AP is the normalised graded AP, 1.0 for a perfect ranking."""
+    return _ap_of_ranked(-np.sort(-np.asarray(relevance, dtype=np.float64), axis=1))
 
 
 def hubness(queries: np.ndarray, keys: np.ndarray, k: int = 10) -> float:

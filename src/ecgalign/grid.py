@@ -10,7 +10,8 @@ configuration runs with, the metrics the table shows and the claims to test. Thi
 - collects the finished experiments into a flat snapshot (`results/grid.json`: config, seed, params, metrics), so the
   table is reproducible from git without the experiment refs;
 - aggregates: mean ± sd over seeds per configuration, and for each claim the paired difference over the seeds both
-  configurations share, with a 95 % t-interval over seeds;
+  configurations share, with a 95 % t-interval over seeds and a p-value; the verdicts control the family-wise error
+  across all claims at 5 % (Holm–Bonferroni);
 - renders the README block between `<!-- results:begin -->` and `<!-- results:end -->`.
 
 An existing experiment counts as done when its baseline commit has the same pipeline code as HEAD (`dvc.yaml`,
@@ -370,6 +371,9 @@ def t_quantile(p: float, df: int) -> float:
     return float(t.ppf(p, df))
 
 
+ALPHA = 0.05   # family-wise error rate of the claims' verdicts (Holm–Bonferroni across the claims)
+
+
 @dataclass
 class Paired:
     n: int
@@ -377,29 +381,75 @@ class Paired:
     low: float
     high: float
     verdict: str
+    p: float = float("nan")        # unadjusted p-value of the claim's test (see `paired`)
+    p_holm: float = float("nan")   # Holm-adjusted across the claims (`claim_results`)
+
+
+def _t_sf(t: float, df: int) -> float:
+    from scipy.stats import t as student
+    return float(student.sf(t, df))
 
 
 def paired(results: dict, claim: Claim) -> Paired | None:
-    """Paired difference a - b over the seeds both configurations have, with its 95 % t-interval over seeds.
-    higher/lower: supported when the interval excludes 0 on the claimed side, contradicted on the other side,
-    not supported when it contains 0; equal: supported when the interval lies within ±margin."""
+    """Paired difference a - b over the seeds both configurations have, with its 95 % t-interval over seeds and the
+    p-value of the claim's test, and the verdict at level ALPHA for this claim alone (`claim_results` corrects it
+    for the number of claims):
+    higher/lower: two-sided paired t-test of a - b = 0; supported when p < ALPHA and the difference lies on the
+    claimed side (the interval excludes 0 on that side), contradicted on the other side, not supported otherwise;
+    equal: two one-sided t-tests of |a - b| >= margin (TOST), p = 2 * the larger one-sided p, so that p < ALPHA is
+    the interval lying within ±margin: supported then, not supported otherwise."""
     a, b = by_seed(results, claim.a, claim.metric), by_seed(results, claim.b, claim.metric)
     seeds = sorted(set(a) & set(b))
     if not seeds:
         return None
     diffs = [a[s] - b[s] for s in seeds]
     mean, sd = mean_sd(diffs)
-    if len(diffs) < 2:
+    n = len(diffs)
+    if n < 2:
         return Paired(1, mean, float("nan"), float("nan"), "not supported (one seed: no interval)")
-    half = t_quantile(0.975, len(diffs) - 1) * sd / math.sqrt(len(diffs))
+    se = sd / math.sqrt(n)
+    half = t_quantile(0.975, n - 1) * se
     low, high = mean - half, mean + half
     if claim.direction == "equal":
-        verdict = "supported" if -claim.margin < low and high < claim.margin else "not supported"
+        if se > 0:
+            p = min(1.0, 2 * max(_t_sf((mean + claim.margin) / se, n - 1), _t_sf((claim.margin - mean) / se, n - 1)))
+        else:
+            p = 0.0 if abs(mean) < claim.margin else 1.0
     else:
-        sign = 1 if claim.direction == "higher" else -1
-        lo, hi = sorted((sign * low, sign * high))
-        verdict = "supported" if lo > 0 else "contradicted" if hi < 0 else "not supported"
-    return Paired(len(diffs), mean, low, high, verdict)
+        p = min(1.0, 2 * _t_sf(abs(mean) / se, n - 1)) if se > 0 else (0.0 if mean != 0 else 1.0)
+    return Paired(n, mean, low, high, _verdict(claim, mean, p), p=p)
+
+
+def _verdict(claim: Claim, mean: float, p: float) -> str:
+    if not p < ALPHA:
+        return "not supported"
+    if claim.direction == "equal":
+        return "supported"
+    sign = 1 if claim.direction == "higher" else -1
+    return "supported" if sign * mean > 0 else "contradicted"
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm–Bonferroni adjusted p-values, in the input order: the i-th smallest of m is multiplied by m - i + 1
+    (i from 1), then made non-decreasing along the sorted order and capped at 1. Rejecting where the adjusted p is
+    below alpha keeps the family-wise error at alpha."""
+    m = len(p_values)
+    adjusted, running = [0.0] * m, 0.0
+    for rank, i in enumerate(sorted(range(m), key=lambda j: p_values[j])):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def claim_results(grid: Grid, results: dict) -> list[Paired | None]:
+    """`paired` for every claim of the grid, the verdicts taken at the Holm-adjusted p-values across the claims that
+    have an interval (≥ 2 seeds): the chance that any supported or contradicted verdict is wrong stays ≤ ALPHA."""
+    out = [paired(results, c) for c in grid.claims]
+    tested = [i for i, r in enumerate(out) if r is not None and r.n >= 2]
+    for i, p_holm in zip(tested, holm([out[i].p for i in tested])):
+        out[i].p_holm = p_holm
+        out[i].verdict = _verdict(grid.claims[i], out[i].mean, p_holm)
+    return out
 
 
 # -------------------------------------------------------------------------------------------------------- rendering
@@ -434,19 +484,29 @@ def render(grid: Grid, results: dict) -> str:
         seeds = sorted({e["seed"] for e in results["experiments"] if e["config"] == c})
         lines.append(f"| {c} | {', '.join(map(str, seeds))} | "
                      + " | ".join(cell(results, c, m) for m in grid.metrics) + " |")
-    lines += ["", "| claim | metric | a − b (mean over seeds) | 95 % interval | seeds | verdict |",
-              "|---|---|---|---|---|---|"]
-    for claim in grid.claims:
-        r = paired(results, claim)
+    checked = claim_results(grid, results)
+    n_tested = sum(r is not None and r.n >= 2 for r in checked)
+    lines += ["", f"Verdicts are Holm–Bonferroni-corrected across the {n_tested} claims with an interval (family-wise "
+              f"error {ALPHA * 100:g} %): a claim is supported or contradicted when its Holm-adjusted p is below "
+              f"{ALPHA:g}; the 95 % interval is the claim's own, uncorrected paired t-interval over seeds.",
+              "", "| claim | metric | a − b (mean over seeds) | 95 % interval | seeds | p | Holm p | verdict (Holm) |",
+              "|---|---|---|---|---|---|---|---|"]
+    for claim, r in zip(grid.claims, checked):
         f = fmt_of.get(claim.metric, ".3f")
         label = f"{claim.text} (a = {claim.a}, b = {claim.b}" + (
             f", equal within ±{claim.margin:g})" if claim.direction == "equal" else ")")
         if r is None:
-            lines.append(f"| {label} | {claim.metric} | – | – | 0 | no results |")
+            lines.append(f"| {label} | {claim.metric} | – | – | 0 | – | – | no results |")
             continue
-        interval = "–" if r.n < 2 else f"[{r.low:+{f}}, {r.high:+{f}}]"
-        lines.append(f"| {label} | {claim.metric} | {r.mean:+{f}} | {interval} | {r.n} | {r.verdict} |")
+        interval, p, p_holm = ("–", "–", "–") if r.n < 2 else (f"[{r.low:+{f}}, {r.high:+{f}}]", _p(r.p),
+                                                               _p(r.p_holm))
+        lines.append(f"| {label} | {claim.metric} | {r.mean:+{f}} | {interval} | {r.n} | {p} | {p_holm} | "
+                     f"{r.verdict} |")
     return "\n".join(lines) + "\n"
+
+
+def _p(p: float) -> str:
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
 def replace_block(readme: str, block: str) -> str:

@@ -119,6 +119,7 @@ class Evaluate:
     bootstrap: int = between(10, 100_000)
     shuffles: int = between(1, 100)
     map_points: int = between(10, 1_000_000)
+    ci_level: float = between(0.5, 0.999)
 
 
 @dataclass(frozen=True)
