@@ -69,3 +69,19 @@ def test_label_fraction_is_stratified_seeded_and_covers_every_class():
     small = probe.label_fraction(y, 0.01, seed=0)
     assert y[small].any(axis=0).all() and len(small) <= 20 + 4
     assert probe.label_fraction(y, 1.0, seed=0).tolist() == list(range(n))
+
+
+def test_every_fit_runs_on_one_thread_and_the_thread_count_is_restored(monkeypatch):
+    torch = __import__("torch")
+    seen, fit = [], probe.fit_logistic
+    monkeypatch.setattr(probe, "fit_logistic", lambda *a, **k: seen.append(torch.get_num_threads()) or fit(*a, **k))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        # a fit of 20,000 rows x 50 classes (1M label entries, where a size threshold used to switch to all threads):
+        # L-BFGS's tiny vector operations stay on one thread however large the fit
+        x, y = toy(n=21000, d=3, c=50)
+        probe.probe(x[:20000], y[:20000], x[20000:20500], y[20000:20500], x[20500:], c_grid=(0.1, 1.0))
+        assert seen == [1, 1] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

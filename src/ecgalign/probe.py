@@ -74,17 +74,20 @@ def probe(x_train, y_train, x_val, y_val, x_test, c_grid=C_GRID) -> dict:
     scores = np.full((len(x_test), y_train.shape[1]), np.nan)
     if not fit.any():
         return {"scores": scores, "c": float("nan"), "val_auc": float("nan")}
-    with small_threads(len(x_train) * int(fit.sum())):
+    with one_thread():
         return _probe(x_train, y_train, x_val, y_val, x_test, c_grid, fit, scores)
 
 
 @contextmanager
-def small_threads(size: int, limit: int = 1_000_000):
-    """One torch thread for small fits: on a busy machine, waking the thread pool costs ~20 ms per tiny operation
-    (measured on 2 shared cores), far more than the operation itself."""
+def one_thread():
+    """Fit on one torch thread, whatever the size. L-BFGS does ~45 tiny vector operations (dot products of the
+    (d + 1) x C weights) per iteration besides the two matrix products, and a multi-threaded torch wakes its thread
+    pool for each: measured on the 2-core machine under load, a dot of 129 x 70 floats costs 513 us of CPU on two
+    threads against 1.6 us on one, and the full-data `all` probe (the only fit above the former 1M-entry threshold
+    for one thread) spent most of the evaluate stage's time there. One thread also makes every fit's arithmetic the
+    same whatever the machine's thread count."""
     before = torch.get_num_threads()
-    if size < limit:
-        torch.set_num_threads(1)
+    torch.set_num_threads(1)
     try:
         yield
     finally:
