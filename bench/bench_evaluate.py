@@ -31,7 +31,7 @@ from ecgalign.reports import parse_scp_codes
 
 class Clock:
     def __init__(self):
-        self.parts, self.start = {}, time.time()
+        self.parts, self.start, self.cpu = {}, time.time(), time.process_time()
 
     def __call__(self, name, fn, *args, **kw):
         t, c = time.time(), time.process_time()
@@ -125,7 +125,8 @@ def main():
         clock(f"{name}: 6 tasks x zero-shot + probes + intervals", bm.tasks, prep, emb, prompts_of, task_counts,
               (0.001, 0.01, 0.1, 1.0, 10.0), prefix)
     clock("chance / majority levels", bm.retrieval_levels, prep, test, 5, 0)
-    print(f"total {time.time() - total:.1f} s for {n} records (the stage adds reading the artifacts and the plots)")
+    print(f"total {time.time() - total:.1f} s wall, {time.process_time() - clock.cpu:.1f} s CPU for {n} records "
+          "(the stage adds reading the artifacts, the plots and the statement directions)")
 
 
 if __name__ == "__main__":
