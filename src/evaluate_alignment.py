@@ -53,7 +53,8 @@ def load_inputs(data: Path, split) -> SimpleNamespace:
         reports=reports, test=test, train=train, val=val, table=table,
         primary=ev.primary_superclass([reports[i]["scp_codes"] for i in test], diagnostic_class, lb.SUPERCLASSES),
         statement_codes=[s["code"] for s in statements], statement_emb=statement_emb,
-        e_ecg=e_ecg, z_ecg=z_ecg, text=text, signals=signals)
+        e_ecg=e_ecg, z_ecg=z_ecg, text=text, signals=signals,
+        text_source=art.load_text_source(data / art.TEXT.relative_to("data")))
 
 
 def model_figures(model, inp: SimpleNamespace, prep, emb: dict, p, counts, prefix: str = "") -> tuple[dict, dict]:
@@ -140,7 +141,7 @@ def main(data_dir: str | Path = "data", params_path: str | Path = art.PARAMS,
     model = load_model(data / art.MODEL.relative_to("data"))
     print(f"evaluate: {len(test)} test records (folds {p.split.test_folds}), {len(train)} train and {len(val)} "
           f"validation records for the probes, {model.config['encoder']} model")
-    prep = bm.prepare(inp.reports, inp.table, train, val, test, ep.label_fractions, ep.seed)
+    prep = bm.prepare(inp.reports, inp.table, train, val, test, ep.label_fractions, ep.seed, inp.text_source)
     counts = stats.bootstrap_counts(len(test), ep.bootstrap, ep.seed)
     splits = {"train": train, "val": val, "test": test}
 

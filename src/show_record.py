@@ -1,4 +1,4 @@
-"""Print one record's structured report, the start of its latent text embedding and, once a model is trained, the
+"""Print one record's structured report, its free-text report (original and English translation), the start of its latent text embedding and, once a model is trained, the
 SCP statements nearest to its ECG embedding in the shared space; draw records as ECG printouts, optionally coloured
 by the integrated gradients of a statement's cosine; score every statement's direction on the test folds.
 
@@ -146,7 +146,7 @@ def main() -> None:
                      args.batch_size, args.dpi)
     else:
         for ecg_id in args.ecg_ids:
-            print(by_id[ecg_id]["report"])
+            print("\n".join([by_id[ecg_id]["report"], *reports.free_text_lines(by_id[ecg_id])]))
             if (DATA / "text" / "record_embeddings.npy").exists():
                 from ecgalign.text import show_latent
                 print(show_latent(ecg_id, data_dir=DATA))

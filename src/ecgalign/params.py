@@ -86,6 +86,7 @@ class Text:
     batch_size: int = between(1, 4096)
     max_length: int = between(8, 512)
     device: Device
+    source: Literal["statements", "report", "both"]
 
 
 @dataclass(frozen=True)
