@@ -42,7 +42,9 @@ VERSION_TAG = re.compile(r"\d\.\d\d")          # the machine's program version, 
 EDIT = re.compile(r"\bedit:")                  # start of the cardiologist's label edits
 LEAD = re.compile(r"(?:i|ii|iii|avl|avr|avf|v[1-9](?:[,\-]v?[1-9])*)")
 NUMBER = re.compile(r"\d+(?:[.,:/]\d+)*")
-WORD = re.compile(r"[^\W\d_#][\w#()\-/'+]*|#[\w#()\-/'+]+")  # starts with a letter (or a lost umlaut)
+# a word starts with a letter (or a "#" for a lost umlaut); inside: letters, digits, - / ' + and short bracketed
+# endings such as qrs(t), extrasystole(n), contraction(s)
+WORD = re.compile(r"(?:[^\W\d_]|#)(?:[\w#\-/'+]|\([^\W\d_]{1,3}\))*")
 PUNCT_CLOSE = set(".,;:!?)")
 FOLD = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "é": "e", "è": "e"})
 TOP_UNKNOWN = 30
@@ -127,9 +129,6 @@ def _tokens(text: str, abbreviations=frozenset()) -> list[tuple[str, str]]:
                 dotted = [a for a in abbreviations if rest.startswith(a) and len(a) > len(word)]
                 if dotted:
                     word = max(dotted, key=len)
-                elif word.endswith((")", "-", "/")) and word.count("(") < word.count(")"):
-                    word = word[:-1]
-                m = None
                 out.append(("word", word))
                 i += len(word)
                 continue
