@@ -51,3 +51,17 @@ def test_reports_loader(tmp_path):
     assert artifacts.load_reports(path) == [{"ecg_id": 1}, {"ecg_id": 2}]
     with pytest.raises(FileNotFoundError, match="run the reports stage first"):
         artifacts.load_reports(tmp_path / "none.jsonl")
+
+
+def test_text_source_loader(tmp_path):
+    from ecgalign.artifacts import load_text_source
+    from ecgalign.errors import ArtifactError, MissingArtifactError
+    with pytest.raises(MissingArtifactError, match="stats.json not found: run the text_embeddings stage"):
+        load_text_source(tmp_path)
+    (tmp_path / "stats.json").write_text('{"dim": 4}')
+    assert load_text_source(tmp_path) == "statements"   # written before text.source existed
+    (tmp_path / "stats.json").write_text('{"source": "both"}')
+    assert load_text_source(tmp_path) == "both"
+    (tmp_path / "stats.json").write_text('{"source": "tweets"}')
+    with pytest.raises(ArtifactError, match="source 'tweets' is not one of statements, report, both"):
+        load_text_source(tmp_path)

@@ -319,3 +319,42 @@ def test_coverage_on_the_full_table(ptbxl_metadata):
     # unknown words are real leftovers (typos, cut-off words), never entries of the table
     assert all((translate.fold(w),) not in tr.table for w, _ in m["top_unknown"])
     assert sum(not r["report_en"] for r in records) == 2
+
+
+# the reports stage -------------------------------------------------------------------------------------------------
+
+def test_reports_stage_counts_bad_free_text_and_writes_coverage(tmp_path, fault_cache):
+    """build_reports.py on the fault matrix's synthetic workspace with German, empty, numbers-only and unknown-word
+    reports: it runs, writes report_de/report_en, and metrics/reports.json counts every case."""
+    import contextlib
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from conftest import REPO
+    from faults import Workspace, make_workspace
+    path = make_workspace(tmp_path / "ws", fault_cache, "raw")
+    with contextlib.ExitStack() as stack:
+        ws = Workspace(path, stack)
+        for ecg_id, report in [(1, "sinusrhythmus lagetyp normal normales ekg 4.46  unbestätigter bericht"),
+                               (2, ""), (3, "4.46"), (4, "sinusrhythmus blubberwort")]:
+            ws.set_cell(ecg_id, "report", report)
+    proc = subprocess.run([sys.executable, str(REPO / "src" / "build_reports.py")], cwd=path, capture_output=True,
+                          text=True, timeout=300, env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [json.loads(line) for line in (path / "data/reports.jsonl").read_text().splitlines()]
+    assert [(r["report_de"], r["report_en"]) for r in rows[:4]] == [
+        ("sinusrhythmus lagetyp normal normales ekg 4.46  unbestätigter bericht",
+         "sinus rhythm normal axis normal ecg unconfirmed report"),
+        ("", ""), ("4.46", ""), ("sinusrhythmus blubberwort", "sinus rhythm blubberwort")]
+    assert list(rows[0])[-3:] == ["report", "report_de", "report_en"]
+    free = json.loads((path / "metrics/reports.json").read_text())["free_text"]
+    assert (free["n_missing"], free["n_without_words"], free["n_version_tags_dropped"]) == (1, 1, 2)
+    assert free["top_unknown"] == [["blubberwort", 1]]
+    n = free["n_word_tokens"]
+    assert free["share_unknown"] == round(1 / n, 6)
+    # translated: 7 words of record 1 (sinusrhythmus, lagetyp normal, normales ekg, unbestätigter bericht) + 1 of 4;
+    # the other 36 synthetic reports are English
+    assert free["share_translated"] == round(8 / n, 6) and free["share_english"] == round((n - 9) / n, 6)
+    assert "commonest unknown words: blubberwort (1)" in proc.stdout
