@@ -280,13 +280,15 @@ def distinct_ids(keys: list) -> np.ndarray:
 
 def report_embeddings(reports: list[str], embed) -> tuple[np.ndarray, np.ndarray, int]:
     """(N x d embeddings, int64 ids, n_empty) of the records' free-text reports: each distinct non-empty string embedded
-    once by `embed(list of strings) -> array`, in sorted order; an empty report gets the zero vector."""
+    once by `embed(list of strings) -> array` (in order of length, so that a batch holds strings of similar length);
+    ids are the ranks of the strings in sorted order; an empty report gets the zero vector."""
     distinct = sorted({t for t in reports if t})
     if not distinct:
         raise ValueError("text.source: every record's report_en is empty: there is no free text to embed; "
                          "use text.source=statements")
-    emb = embed(distinct)
-    row = {t: i for i, t in enumerate(distinct)}
+    by_length = sorted(distinct, key=lambda t: (len(t), t))   # batches of similar length: less padding to compute
+    emb = embed(by_length)
+    row = {t: i for i, t in enumerate(by_length)}
     out = np.zeros((len(reports), emb.shape[1]), dtype=np.float32)
     filled = [i for i, t in enumerate(reports) if t]
     out[filled] = emb[[row[reports[i]] for i in filled]]
