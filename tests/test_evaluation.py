@@ -225,6 +225,7 @@ def stage_dir(tmp_path_factory):
             f.write(json.dumps({"code": code, "category": category, "description": description,
                                 "text": f"{category}: {description}"}) + "\n")
     np.save(data / "text" / "statement_embeddings.npy", statement_emb)
+    (data / "text" / "stats.json").write_text(json.dumps({"source": "statements"}))   # the text source embedded
     weights = np.array([[PATTERNS[i % len(PATTERNS)].get(c, -1) + 1 for c in codes] for i in range(N_RECORDS)],
                        dtype=np.float32)
     np.save(data / "text" / "record_embeddings.npy", (weights / weights.sum(1, keepdims=True)) @ statement_emb)
