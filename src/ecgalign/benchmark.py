@@ -15,6 +15,7 @@ from . import evaluation as ev
 from . import labels as lb
 from . import probe as pr
 from . import stats
+from .artifacts import REPORTS
 from .errors import ArtifactError
 from .reports import code_set
 
@@ -36,7 +37,7 @@ def text_keys(reports: list[dict], source: str = "statements") -> list:
     if source not in ("report", "both"):
         raise ValueError(f"text.source={source!r} is not one of statements, report, both")
     if any("report_en" not in r for r in reports):
-        raise ArtifactError(f"data/reports.jsonl has no report_en, which text.source={source} needs: rerun the "
+        raise ArtifactError(f"{REPORTS} has no report_en, which text.source={source} needs: rerun the "
                             f"reports stage (dvc repro -f reports)")
     if source == "report":
         return [r["report_en"] for r in reports]
