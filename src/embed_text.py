@@ -65,5 +65,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    from ecgalign.cost import measured
     from ecgalign.errors import run
-    run(main)
+    with measured("text_embeddings"):
+        run(main)

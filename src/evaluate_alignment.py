@@ -179,5 +179,7 @@ def main(data_dir: str | Path = "data", params_path: str | Path = art.PARAMS,
 
 
 if __name__ == "__main__":
+    from ecgalign.cost import measured
     from ecgalign.errors import run
-    run(main)
+    with measured("evaluate"):
+        run(main)

@@ -40,6 +40,7 @@ Z_ECG = ECG_EMBEDDINGS / "z_ecg.npy"                  # (records, ecg.embed_dim)
 E_ECG = ECG_EMBEDDINGS / "e_ecg.npy"                  # (records, train.proj_dim): projected into the shared space
 
 METRICS = Path("metrics")
+DATA_METRICS = METRICS / "data.json"                  # download: which dataset (source, records, table checksum)
 REPORTS_METRICS = METRICS / "reports.json"
 TEXT_METRICS = METRICS / "text.json"
 TRAIN_METRICS = METRICS / "train.json"

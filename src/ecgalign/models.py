@@ -21,8 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .errors import ProjectError
-
-ENCODERS = ("cnn1d", "xresnet1d")
+from .params import ENCODERS
 MAX_LOGIT_SCALE = math.log(100.0)  # CLIP: 1/temperature is clamped at 100
 
 
