@@ -16,6 +16,8 @@ Prints, per encoder (cnn1d, xresnet1d):
 one model fed identical batches (so the losses must agree: the largest difference over the steps is printed):
 oneDNN (mkldnn) off, 1 thread instead of 2, bf16 autocast, torch.compile (inductor), and batch sizes 32 and 128
 (time per record).
+--layout times train.threads 1 and 2 with OpenMP's default (spinning) and passive wait policy, a process each.
+The bench runs under OMP_WAIT_POLICY=PASSIVE, as the train stage does, unless the environment sets it.
 
 The machine is shared with other work: every timing is interleaved across the cases being compared (one step of
 each in turn, so load hits all alike), and the minimum is the figure to quote (the median is printed beside it).
@@ -30,6 +32,8 @@ import resource
 import tempfile
 import time
 from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")   # as src/train_alignment.py (before torch loads); --layout compares
 
 import numpy as np
 import torch
@@ -145,8 +149,15 @@ def main():
     ap.add_argument("--encoders", default="cnn1d,xresnet1d")
     ap.add_argument("--variants", action="store_true")
     ap.add_argument("--skip-base", action="store_true", help="only the variants")
+    ap.add_argument("--layout", action="store_true", help="thread count x OpenMP wait policy, one process each")
+    ap.add_argument("--rounds", type=int, default=2, help="--layout: processes per case")
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.child:
+        return child(args)
+    if args.layout:
+        return layout(args)
     peak, how = cpu_peak(args.threads, args.fma_units)
     print(f"CPU peak: {how}")
     print(f"CPU fp32 2048x2048 matmul on {args.threads} threads: {matmul_gflops():.0f} GFLOP/s (practical ceiling)")
@@ -187,6 +198,11 @@ def bench_encoder(encoder, data, batches, args, peak):
                          "preloaded": lambda b: steppers["preloaded"].step(*preloaded[id(b)]),
                          "augment": aug(ALL_ON), "augment_nocrop": aug(NO_CROP)}, batches)
     best = min(times["preloaded"])
+    alone = []
+    for b in batches:   # the augmentations by themselves, against the step they are part of
+        t0 = time.perf_counter()
+        augment(preloaded[id(b)][0], NO_CROP, gen)
+        alone.append(time.perf_counter() - t0)
     n_params = sum(p.numel() for p in model.parameters())
     steps_per_epoch = EPOCH_RECORDS // args.batch
     print(f"{name}: {n_params / 1e6:.2f}M params; a training step at batch {args.batch} (forward + backward) is "
@@ -195,7 +211,8 @@ def bench_encoder(encoder, data, batches, args, peak):
           f" -> {flops / best / 1e9:.1f} GFLOP/s = {100 * flops / best / 1e9 / peak:.1f} % of the CPU peak")
     print(f"  augmentations all on: {summary(times['augment'])} ({100 * (min(times['augment']) / best - 1):+.1f} % "
           f"vs none; the crop shortens the batch by 20 %); all but the crop: {summary(times['augment_nocrop'])} "
-          f"({100 * (min(times['augment_nocrop']) / best - 1):+.1f} %)")
+          f"({100 * (min(times['augment_nocrop']) / best - 1):+.1f} %); the ops by themselves (all but the crop): "
+          f"min {1000 * min(alone):.1f} ms = {100 * min(alone) / best:.1f} % of a step")
     print(f"  epoch of {EPOCH_RECORDS} records ({steps_per_epoch} steps): {steps_per_epoch * min(times['memmap']) / 60:.1f}"
           f" min at the minimum step time; peak RSS so far "
           f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
@@ -242,6 +259,34 @@ def bench_variants(encoder, data, batches, args, peak):
         ts = interleaved({bs: lambda b: s.step(*data[b])}, sub)[bs]
         print(f"  {encoder} batch {bs:3d}: {summary(ts)} per step = {1000 * min(ts) / bs:.2f} ms per record "
               f"(batch {args.batch}: {1000 * min(times['eager (baseline)']) / args.batch:.2f} ms per record)")
+
+
+def child(args):
+    """--child: the eager step on pre-loaded random batches, timed; prints 'min <s> median <s>'."""
+    torch.manual_seed(0)
+    s = Stepper(build_model(args.encoders.split(",")[0], 256, 384, 128))
+    x, t, i = torch.randn(args.batch, 12, 1000), torch.randn(args.batch, 384), torch.arange(args.batch)
+    ts = interleaved({"step": lambda b: s.step(x, t, i)}, list(range(args.steps + 2)))["step"]
+    print(f"min {min(ts):.4f} median {float(np.median(ts)):.4f}")
+
+
+def layout(args):
+    """Thread layout: train.threads 1 or 2, with OpenMP's default (spinning) wait policy or OMP_WAIT_POLICY=PASSIVE,
+    each in a fresh process (the policy is read when the OpenMP runtime starts), in alternating rounds."""
+    import subprocess
+    import sys
+    cases = [(t, w) for t in (2, 1) for w in ("", "PASSIVE")]
+    found = {c: [] for c in cases}
+    for _ in range(args.rounds):
+        for t, w in cases:
+            env = {**os.environ, **({"OMP_WAIT_POLICY": w} if w else {})}
+            out = subprocess.run([sys.executable, __file__, "--child", "--threads", str(t), "--steps", str(args.steps),
+                                  "--encoders", args.encoders.split(",")[0], "--batch", str(args.batch)],
+                                 env=env, capture_output=True, text=True, check=True).stdout
+            found[(t, w)].append(float(re.search(r"min ([\d.]+)", out).group(1)))
+    for (t, w), ts in found.items():
+        print(f"  {args.encoders.split(',')[0]} {t} thread(s), OMP_WAIT_POLICY={w or 'default'}: min step "
+              f"{min(ts):.3f} s over {args.rounds} processes x {args.steps} steps")
 
 
 if __name__ == "__main__":

@@ -186,6 +186,20 @@ def test_augmentations_touch_training_batches_only_and_resume(tmp_path, monkeypa
     assert resumed.logged == on.logged
 
 
+def test_omp_wait_policy_changes_no_bit(tmp_path):
+    """src/train_alignment.py sets OMP_WAIT_POLICY=PASSIVE (idle OpenMP threads sleep instead of spinning: several
+    times faster steps on shared cores). It changes how idle threads wait, not how work is split: 2 threads train
+    bit-identical weights under PASSIVE and ACTIVE (each in a fresh process: the policy is read when torch loads)."""
+    assert 'os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")' in (REPO / "src/train_alignment.py").read_text()
+    code = ("import sys; sys.path[:0] = [sys.argv[1], sys.argv[2]]; from test_training import make_data, config; "
+            "from ecgalign.training import train; sig, text, folds = make_data(n=48); "
+            "train(sig, text, folds, config(threads=2), sys.argv[3], sys.argv[3], log=lambda *a: None)")
+    for policy in ("PASSIVE", "ACTIVE"):
+        subprocess.run([sys.executable, "-c", code, str(REPO / "src"), str(REPO / "tests"), str(tmp_path / policy)],
+                       env={**os.environ, "OMP_WAIT_POLICY": policy}, check=True, timeout=300)
+    assert_same_weights(state_dict(tmp_path / "PASSIVE/model.pt"), state_dict(tmp_path / "ACTIVE/model.pt"))
+
+
 @pytest.mark.parametrize("loss", ["infonce", "cosine"])
 def test_training_loss_falls(tmp_path, loss):
     sig, text, folds = make_data(n=64)
