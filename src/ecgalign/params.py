@@ -103,6 +103,7 @@ class Train:
     learn_temperature: bool
     proj_dim: int = between(2, 4096)
     epochs: int = between(1, 10_000)
+    patience: int = between(0, 10_000)
     batch_size: int = between(2, 65_536)
     lr: float = between(1e-8, 10.0)
     weight_decay: float = between(0.0, 10.0)
@@ -111,6 +112,16 @@ class Train:
     device: Device
     num_workers: int = between(0, 64)
     threads: int = between(0, 1024)
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Training-batch augmentations (ecgalign.augment); 0 turns one off."""
+    crop: float = between(0.0, 0.9)
+    scale: float = between(0.0, 0.9)
+    noise: float = between(0.0, 10.0)
+    wander: float = between(0.0, 10.0)
+    lead_dropout: float = between(0.0, 0.9)
 
 
 @dataclass(frozen=True)
@@ -145,6 +156,7 @@ class Params:
     text: Text
     ecg: Ecg
     train: Train
+    augment: Augment
     evaluate: Evaluate
     finetune: Finetune
 
