@@ -20,7 +20,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-LOSSES = ("cosine", "infonce", "cosine+infonce")
+from .params import LOSSES
 
 
 def cosine_alignment_loss(e_ecg: torch.Tensor, e_text: torch.Tensor) -> torch.Tensor:
