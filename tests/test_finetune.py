@@ -390,10 +390,11 @@ def test_same_seed_same_metrics_other_seed_other_subsample(records, tmp_path):
         results = ft.run_experiment(sig, model, tasks, cfg, tmp_path / state, log=lambda *a: None)
         return tasks["f25"]["train"], ft.summarise(results, tasks, n_boot=50, seed=seed)
 
+    pool_a = ft.label_pool(folds, np.flatnonzero(keep), config())
     rows_a, a = run(0, "a")
     rows_b, b = run(0, "b")
     rows_c, c = run(1, "c")
-    assert np.array_equal(rows_a, rows_b) and a == b
+    assert np.array_equal(rows_a, rows_b) and a == b and np.isin(rows_a, pool_a).all()
     assert not np.array_equal(rows_a, rows_c) and a != c
     assert len(rows_a) == len(rows_c) and {"finetune_random_f25_lr", "finetune_random_f25_stopped_epoch",
                                            "finetune_random_f25_val_auc_macro"} <= set(a)

@@ -18,12 +18,14 @@ The protocol, the same for every init and fraction (the docs' fine-tuning page s
   epochs, or after `max_epochs`; the weights of the best epoch are kept;
 - every learning rate of `lr_grid` (AdamW, constant) is run; the one with the best validation figure is chosen (per
   init, task and fraction; the first of equals), and the test figure reported is that run's at its best epoch;
-- the head starts at zero; the first `head_warmup_epochs` epochs train the head alone (encoder forward without
-  gradient), so that from the first step of full fine-tuning the encoder's gradient goes through a trained head
-  (with a zero head it gets none: dL/dz = W^T dL/dout = 0);
-- before every evaluation the encoder's BatchNorm statistics are re-estimated on (up to `bn_records` records of) the
-  training subsample with the current weights (torch.optim.swa_utils.update_bn): a random init at 16 records would
-  otherwise be evaluated with running statistics that saw a handful of momentum updates.
+- the head starts at zero; the first `head_warmup_epochs` epochs train the head alone on the encoder's eval-mode
+  features (BatchNorm estimated on the pool first, no gradient into the encoder), so that from the first step of
+  full fine-tuning the encoder's gradient goes through a trained head (with a zero head it gets none:
+  dL/dz = W^T dL/dout = 0);
+- before every evaluation the encoder's BatchNorm statistics are re-estimated with the current weights on up to
+  `bn_records` signals of the label pool (torch.optim.swa_utils.update_bn; signals only, no labels: at 1 % the 16
+  labelled records alone would give noisy statistics): a random init at 16 records would otherwise be evaluated with
+  running statistics that saw a handful of momentum updates.
 
 The order of batches comes from (seed, epoch, pass) permutations split across ranks like a DistributedSampler (one
 replica on one process, N under torchrun: `batch_size` is the global batch). Resume: after every epoch
@@ -128,7 +130,7 @@ def classification_tasks(y: np.ndarray, keep: np.ndarray, folds, cfg: dict) -> d
                              f"need at least 2")
     target = np.asarray(y, dtype=np.float32)
     return {pct_name(f): {"kind": "bce", "target": target, "prefix": "finetune", "tag": pct_name(f),
-                          "metric": "auc_macro", "fraction": f, "val": val, "test": test,
+                          "metric": "auc_macro", "fraction": f, "val": val, "test": test, "pool": train,
                           "train": train[subsample(y[train], f, cfg["seed"])]}
             for f in cfg["label_fractions"]}
 
@@ -148,7 +150,8 @@ def outcome_task(oc, folds, cfg: dict, source: str) -> dict:
                                f"have {'no event' if oc.kind == 'survival' else 'one label value only'}: the "
                                f"{'C-index' if oc.kind == 'survival' else 'AUC'} is undefined; bring more records")
     return {"outcome": {"kind": "cox" if oc.kind == "survival" else "bce", "target": target, "prefix": "outcome",
-                        "tag": "", "metric": "c_index" if oc.kind == "survival" else "auc", **rows}}
+                        "tag": "", "metric": "c_index" if oc.kind == "survival" else "auc", "pool": rows["train"],
+                        **rows}}
 
 
 class Net(torch.nn.Module):
@@ -252,17 +255,19 @@ def recalibrate_bn(model: torch.nn.Module, inputs, rows: np.ndarray, device, bat
         torch.optim.swa_utils.update_bn(batches, model, device)
 
 
-def bn_rows(train_rows: np.ndarray, n: int, seed: int) -> np.ndarray:
-    """The training rows BatchNorm is re-estimated on: all of them, or a seeded sample of n (sorted)."""
-    if len(train_rows) <= n:
-        return np.asarray(train_rows)
-    return np.sort(np.random.default_rng([seed, 1]).choice(train_rows, n, replace=False))
+def bn_rows(pool: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """The rows BatchNorm is re-estimated on: the whole pool (the label pool's rows: signals, no labels), or a
+    seeded sample of n of them (sorted)."""
+    if len(pool) <= n:
+        return np.asarray(pool)
+    return np.sort(np.random.default_rng([seed, 1]).choice(pool, n, replace=False))
 
 
 def fit(net, inputs, target, train_rows, val_rows, kind: str, cfg: dict, lr: float, device, saved: dict | None,
-        save, hook, log) -> dict:
+        save, hook, log, pool=None) -> dict:
     """Train `net` on train_rows (inputs: signals or cached features; target: N x C) at learning rate `lr` until
-    early stopping (module docstring); the best epoch chosen by the validation figure. saved: this run's resume
+    early stopping (module docstring); the best epoch chosen by the validation figure; BatchNorm re-estimated on
+    up to cfg["bn_records"] rows of `pool` (default: train_rows) before each evaluation. saved: this run's resume
     state; save(state) is called after every epoch; hook(epoch) too (tests kill a run there). Returns
     {"best_state", "best_epoch", "stopped_epoch", "val", "history"}."""
     rank, world = distributed()
@@ -278,7 +283,8 @@ def fit(net, inputs, target, train_rows, val_rows, kind: str, cfg: dict, lr: flo
         set_rng_state(saved["rng"])
         history, best_state = saved["history"], saved["best_state"]
     target_t = torch.from_numpy(np.asarray(target, dtype=np.float32))
-    calibration = bn_rows(train_rows, cfg["bn_records"], cfg["seed"]) if isinstance(model, Net) else train_rows[:0]
+    pool = train_rows if pool is None else pool
+    calibration = bn_rows(pool, cfg["bn_records"], cfg["seed"]) if isinstance(model, Net) else train_rows[:0]
     from tqdm import tqdm
 
     while not stopped(history, cfg["patience"], cfg["max_epochs"]):
@@ -286,6 +292,10 @@ def fit(net, inputs, target, train_rows, val_rows, kind: str, cfg: dict, lr: flo
         t0 = time.perf_counter()
         warmup = isinstance(model, Net) and epoch <= cfg["head_warmup_epochs"]
         net.train()
+        if warmup:   # a linear probe on the encoder's eval-mode features, its BatchNorm estimated on the pool first
+            if epoch == 1:
+                recalibrate_bn(model, inputs, calibration, device)
+            model.base.train(len(calibration) == 0)
         total, n_seen = 0.0, 0
         batches = epoch_batches(len(train_rows), cfg["batch_size"], cfg["min_steps_per_epoch"], cfg["seed"], epoch,
                                 rank, world)
@@ -293,7 +303,7 @@ def fit(net, inputs, target, train_rows, val_rows, kind: str, cfg: dict, lr: flo
             rows = np.sort(train_rows[positions])
             x = read_rows(inputs, rows).to(device)
             with autocast(device):
-                if warmup:   # the head alone: the encoder's forward (train-mode BatchNorm) without gradient
+                if warmup:   # the head alone: the encoder's forward without gradient
                     with torch.no_grad():
                         z = model.base.encode_ecg(x)
                     out = model.head(z)
@@ -368,7 +378,7 @@ def fingerprint(cfg: dict, pretrained: AlignmentModel, signals, tasks: dict, wor
     h.update(np.ascontiguousarray(signals[sample]).tobytes())
     for name, t in sorted(tasks.items()):
         h.update(name.encode() + t["kind"].encode())
-        for a in (t["target"], t["train"], t["val"], t["test"]):
+        for a in (t["target"], t["train"], t["val"], t["test"], t.get("pool", t["train"])):
             h.update(np.ascontiguousarray(a).tobytes())
     return h.hexdigest()[:16]
 
@@ -416,7 +426,8 @@ def run_experiment(signals, pretrained: AlignmentModel, tasks: dict, cfg: dict, 
                         _save_state(path, {"key": key, "done": done, "current": {"run": run, "fit": fit_state}})
 
                     out = fit(net, inputs, t["target"], t["train"], t["val"], t["kind"], cfg, lr, device, saved,
-                              save, None if hook is None else (lambda epoch, run=run: hook(run, epoch)), log)
+                              save, None if hook is None else (lambda epoch, run=run: hook(run, epoch)), log,
+                              t.get("pool"))
                     net.load_state_dict(out["best_state"])
                     done[run] = {"test_out": torch.from_numpy(predict(net, inputs, t["test"], 256, device)),
                                  **{k: out[k] for k in ("val", "best_epoch", "stopped_epoch", "history")}}
