@@ -52,6 +52,9 @@ def main():
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--encoder", default="cnn1d")
     ap.add_argument("--ptbxl", default="", help="a PTB-XL folder to count the task's labelled records in")
+    ap.add_argument("--step-seconds", type=float, default=0.0,
+                    help="extrapolate with this training-step time (e.g. one measured on an idle machine) instead")
+    ap.add_argument("--predict-ms", type=float, default=0.0, help="... and this prediction time per record")
     a = ap.parse_args()
     torch.set_num_threads(2)
     f = params.load().finetune
@@ -81,6 +84,13 @@ def main():
         t_pred = timed(lambda: net(xe), max(2, a.steps // 3)) / 256
     print(f"{a.encoder}, batch {batch}, 2 threads: {t_step:.3f} s a training step, {t_head:.3f} s a head-only "
           f"(warm-up) step, {t_pred * 1000:.2f} ms a record to predict")
+    if a.step_seconds:   # the head-only step keeps its measured share of a full step
+        t_step, t_head = a.step_seconds, a.step_seconds * t_head / t_step
+    if a.predict_ms:
+        t_pred = a.predict_ms / 1000
+    if a.step_seconds or a.predict_ms:
+        print(f"extrapolating with {t_step:.3f} s a training step, {t_head:.3f} s a head-only step, "
+              f"{t_pred * 1000:.2f} ms a record to predict")
     print(f"records ({f.task}): {n_train:,} training, {n_val:,} validation, {n_test:,} test")
 
     def epoch(n, head_only=False):
