@@ -6,9 +6,10 @@
 Fine-tunes the aligned encoder (data/model/model.pt), the same encoder frozen, and the same architecture from a
 random init, on finetune.task at each finetune.label_fractions and on finetune.outcomes (a CSV ecg_id,time,event or
 ecg_id,label; `synthetic` / `synthetic_null`: the synthetic source's generated outcome, which the signal carries /
-does not carry; '' none). Writes metrics/finetune.json, plots/label_efficiency.png and data/finetune/ (the outcome
-table used, every run's test outputs, runs.json: every run's per-epoch course at every lr). A killed run, re-run with the same params, resumes from
-data/finetune_state/last.pt. Library: src/ecgalign/finetune.py, src/ecgalign/outcomes.py.
+does not carry; '' none); each run to early stopping at every lr of finetune.lr_grid, the lr chosen on validation
+(docs/finetune.md). Writes metrics/finetune.json, plots/label_efficiency.png and data/finetune/ (the outcome table
+used, every run's test outputs, runs.json: every run's per-epoch course at every lr). A killed run, re-run with the
+same params, resumes from data/finetune_state/last.pt. Library: src/ecgalign/finetune.py, src/ecgalign/outcomes.py.
 """
 import tempfile
 import time
