@@ -235,11 +235,12 @@ def test_exp_show_json_is_read_into_states():
         "a-s0": [("c0ffee", "success")], "a-s1": [("c0ffee", "success")], "b-s0": [("c0ffee", "failed")]}
 
 
-def test_readme_results_block_is_what_the_script_writes_for_the_committed_results():
-    grid = g.load_grid(REPO / "experiments.yaml", REPO)
-    results = json.loads((REPO / "results/grid.json").read_text())
-    assert g.readme_block((REPO / "README.md").read_text()) == g.render(grid, results), \
-        "README.md's results block is stale: run `make results`"
+@pytest.mark.parametrize("grid_file", ["experiments.yaml", "experiments-quick.yaml"])
+def test_results_blocks_are_what_the_script_writes_for_the_committed_results(grid_file):
+    grid = g.load_grid(REPO / grid_file, REPO)
+    results = json.loads((REPO / grid.results).read_text())
+    assert g.readme_block((REPO / grid.document).read_text()) == g.render(grid, results), \
+        f"{grid.document}'s results block is stale: run `make results`"
 
 
 def test_a_small_grid_runs_through_the_dvc_queue_and_a_rerun_skips_it(tmp_path, tiny_text_model):
@@ -261,7 +262,11 @@ def test_a_small_grid_runs_through_the_dvc_queue_and_a_rerun_skips_it(tmp_path, 
         ("cos-s0", 0, "cosine"), ("cos-s1", 1, "cosine")]
     aucs = [e["metrics"]["metrics/eval.json"]["zero_shot_auc_macro"] for e in results["experiments"]]
     assert all(math.isfinite(a) for a in aucs)
-    assert "| cos | 0, 1 |" in (root / "README.md").read_text()
+    for e in results["experiments"]:   # each run says what it ran on and what each stage cost
+        assert e["metrics"]["metrics/data.json"]["source"] == "synthetic"
+        assert e["metrics"]["metrics/cost/train.json"]["stage"] == "train"
+    readme = (root / "README.md").read_text()
+    assert "| cos | synthetic 200 | 0, 1 |" in readme and "| evaluate |" in readme
     # committing the results does not change the pipeline code: a re-run finds both experiments and queues nothing
     run(["git", "add", "-A"], root, env)
     run(["git", "commit", "-qm", "results"], root, env)
