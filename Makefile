@@ -4,9 +4,10 @@ VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha256sum requirements.txt | cut -c1-12)
 
-.PHONY: venv repro test bench grid results lock clean
+.PHONY: venv repro test bench grid results real lock clean
 
 GRID_JOBS ?= 1
+GRID ?= experiments.yaml
 
 venv: $(STAMP)
 
@@ -34,11 +35,17 @@ lock:  ## regenerate requirements.txt (every pin) from pyproject.toml's direct d
 	sed -i 's/^torch==\(.*\)+cpu$$/torch==\1/' requirements.txt  # a local CPU wheel's label: pin PyPI's version
 	rm -rf .venv-lock
 
-grid: $(STAMP)  ## every missing experiment of experiments.yaml through DVC's queue (GRID_JOBS=N workers), then results
-	PATH="$(BIN):$$PATH" HF_HUB_OFFLINE=1 $(BIN)/python src/run_grid.py -j $(GRID_JOBS)
+grid: $(STAMP)  ## every missing experiment of $(GRID) through DVC's queue (GRID_JOBS=N workers), then results
+	PATH="$(BIN):$$PATH" HF_HUB_OFFLINE=1 $(BIN)/python src/run_grid.py --grid $(GRID) -j $(GRID_JOBS)
 
-results: $(STAMP)  ## README's results block from experiments.yaml + results/grid.json (runs nothing)
-	$(BIN)/python src/results_table.py
+results: $(STAMP)  ## the generated results blocks (README.md, docs/experiments.md) from the committed grids (runs nothing)
+	$(BIN)/python src/results_table.py --grid experiments.yaml
+	$(BIN)/python src/results_table.py --grid experiments-quick.yaml
+
+real: $(STAMP)  ## the whole pipeline on your own PTB-XL copy: make real PTBXL=/path/to/ptb-xl (an experiment, params.yaml unchanged)
+	@test -n "$(PTBXL)" || { echo "error: set PTBXL=/path/to/ptb-xl (the folder holding ptbxl_database.csv and records100/)"; exit 2; }
+	@test -f "$(PTBXL)/ptbxl_database.csv" || { echo "error: $(PTBXL) holds no ptbxl_database.csv: point PTBXL at a PTB-XL folder"; exit 2; }
+	PATH="$(BIN):$$PATH" HF_HUB_OFFLINE=1 dvc exp run -S data.source=local -S data.path=$(abspath $(PTBXL))
 
 clean:
 	rm -rf $(VENV)

@@ -29,4 +29,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run(main)
+    from ecgalign.cost import measured
+    with measured("reports"):
+        run(main)

@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 
 from ecgalign import params, ptbxl
-from ecgalign.artifacts import RAW
-from ecgalign.atomic import atomic_dir
+from ecgalign.artifacts import DATA_METRICS, RAW
+from ecgalign.atomic import atomic_dir, write_json
 from ecgalign.errors import run
 
 
@@ -42,9 +42,13 @@ def main() -> None:
         ptbxl.write_manifest(tmp, source=d.source, records_root="." if root == tmp else str(root),
                              sampling_rate=d.sampling_rate, n_records=len(db),
                              records_fingerprint=ptbxl.fingerprint(root, records) if root != tmp else None)
+    write_json(DATA_METRICS, ptbxl.dataset_identity(RAW, source=d.source, sampling_rate=d.sampling_rate,
+                                                   n_records=len(db)))
     print(f"download: {d.source} dataset with {len(db)} records at {d.sampling_rate} Hz in {RAW} "
           f"({time.time() - start:.1f} s)")
 
 
 if __name__ == "__main__":
-    run(main)
+    from ecgalign.cost import measured
+    with measured("download"):
+        run(main)

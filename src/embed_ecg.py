@@ -21,4 +21,6 @@ def main():
 
 
 if __name__ == "__main__":
-    run(main)
+    from ecgalign.cost import measured
+    with measured("ecg_embeddings"):
+        run(main)

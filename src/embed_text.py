@@ -11,7 +11,8 @@ import json
 import time
 
 from ecgalign import atomic, params, ptbxl, text
-from ecgalign.artifacts import RAW, TEXT as OUT, TEXT_METRICS as METRICS, load_reports
+from ecgalign.artifacts import (RAW, RECORD_EMBEDDINGS, RECORD_IDS, STATEMENT_EMBEDDINGS, TEXT as OUT,
+                                TEXT_METRICS as METRICS, TEXT_STATEMENTS, TEXT_STATS, load_reports)
 from ecgalign.reports import code_set
 
 
@@ -51,11 +52,11 @@ def main() -> None:
         lines = [json.dumps({"code": c, "category": statements.loc[c, "Statement Category"],
                              "description": statements.loc[c, "SCP-ECG Statement Description"], "text": t},
                             ensure_ascii=False) for c, t in zip(codes, texts)]
-        (tmp / "statements.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
-        atomic.save_npy(tmp / "statement_embeddings.npy", statement_emb)
-        atomic.save_npy(tmp / "record_embeddings.npy", record_emb)
-        atomic.save_npy(tmp / "record_ids.npy", ids)
-        atomic.write_json(tmp / "stats.json", stats)
+        (tmp / TEXT_STATEMENTS.name).write_text("\n".join(lines) + "\n", encoding="utf-8")
+        atomic.save_npy(tmp / STATEMENT_EMBEDDINGS.name, statement_emb)
+        atomic.save_npy(tmp / RECORD_EMBEDDINGS.name, record_emb)
+        atomic.save_npy(tmp / RECORD_IDS.name, ids)
+        atomic.write_json(tmp / TEXT_STATS.name, stats)
     atomic.write_json(METRICS, metrics)
     print(f"text_embeddings: {len(codes)} statements ({len(distinct)} distinct texts, {used} used) embedded by "
           f"{p.model} ({metrics['dim']}-d, {p.pooling} pooling, {device}); {len(records)} records "
@@ -65,5 +66,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    from ecgalign.cost import measured
     from ecgalign.errors import run
-    run(main)
+    with measured("text_embeddings"):
+        run(main)

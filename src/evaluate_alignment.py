@@ -40,7 +40,7 @@ from ecgalign.ptbxl import read_statements
 
 def load_inputs(data: Path, split) -> SimpleNamespace:
     """The stage's inputs, checked to be row-aligned with reports.jsonl (ecgalign.artifacts: errors name the file)."""
-    reports_path = data / art.REPORTS.relative_to("data")
+    reports_path = art.under(data, art.REPORTS)
     reports = art.load_reports(reports_path)
     n = len(reports)
     folds = np.array([r["strat_fold"] for r in reports])
@@ -50,11 +50,11 @@ def load_inputs(data: Path, split) -> SimpleNamespace:
     if len(test) < 2 or len(train) < 2:
         raise ArtifactError(f"{reports_path}: {len(test)} records in split.test_folds={split.test_folds} and "
                             f"{len(train)} in the label pool (folds {split.label_folds}); need at least 2 in each")
-    z_ecg, e_ecg = art.load_ecg_embeddings(n, data / art.ECG_EMBEDDINGS.relative_to("data"), reports_path)
-    text = art.load_array(data / art.RECORD_EMBEDDINGS.relative_to("data"), n, "text_embeddings", reports_path)
-    signals = art.load_array(data / art.SIGNALS_ARRAY.relative_to("data"), n, "signals", reports_path)
-    statements, statement_emb = art.load_statements(data / art.TEXT.relative_to("data"))
-    table = read_statements(data / art.RAW.relative_to("data"))
+    z_ecg, e_ecg = art.load_ecg_embeddings(n, art.under(data, art.ECG_EMBEDDINGS), reports_path)
+    text = art.load_array(art.under(data, art.RECORD_EMBEDDINGS), n, "text_embeddings", reports_path)
+    signals = art.load_array(art.under(data, art.SIGNALS_ARRAY), n, "signals", reports_path)
+    statements, statement_emb = art.load_statements(art.under(data, art.TEXT))
+    table = read_statements(art.under(data, art.RAW))
     diagnostic_class = {code: c for code, c in table["diagnostic_class"].items() if isinstance(c, str)}
     return SimpleNamespace(
         reports=reports, test=test, train=train, val=val, table=table,
@@ -167,7 +167,7 @@ def _shuffle(key: str) -> str:
     return f"{head}_shuffle_r{k}"
 
 
-def main(data_dir: str | Path = "data", params_path: str | Path = art.PARAMS,
+def main(data_dir: str | Path = art.DATA, params_path: str | Path = art.PARAMS,
          metrics_path: str | Path = art.EVAL_METRICS, plots_dir: str | Path = art.PLOTS,
          dvclive_dir: str | Path = art.DVCLIVE, statements_path: str | Path | None = None) -> dict:
     """Run the stage; returns the metrics written to metrics_path. statements_path (default: beside metrics_path,
@@ -178,7 +178,7 @@ def main(data_dir: str | Path = "data", params_path: str | Path = art.PARAMS,
     data, plots_dir = Path(data_dir), Path(plots_dir)
     inp = load_inputs(data, p.split)
     test, train, val = inp.test, inp.train, inp.val
-    model = load_model(data / art.MODEL.relative_to("data"))
+    model = load_model(art.under(data, art.MODEL))
     print(f"evaluate: {len(test)} test records (folds {p.split.test_folds}), {len(train)} train (folds "
           f"{p.split.label_folds}, {p.split.protocol} protocol) and {len(val)} validation records for the probes, "
           f"{model.config['encoder']} {'supervised control' if model.supervised else 'aligned'} model")
@@ -236,5 +236,7 @@ def main(data_dir: str | Path = "data", params_path: str | Path = art.PARAMS,
 
 
 if __name__ == "__main__":
+    from ecgalign.cost import measured
     from ecgalign.errors import run
-    run(main)
+    with measured("evaluate"):
+        run(main)

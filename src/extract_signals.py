@@ -24,4 +24,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run(main)
+    from ecgalign.cost import measured
+    with measured("signals"):
+        run(main)

@@ -105,4 +105,7 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    from ecgalign.cost import measured
+    from ecgalign.errors import run
+    with measured("finetune"):
+        run(main)

@@ -3,6 +3,10 @@
     python src/results_table.py                 # README.md block <- experiments.yaml + results/grid.json
     python src/results_table.py --collect       # first refresh results/grid.json from `dvc exp show --json`
     python src/results_table.py --check         # exit 1 if the README block differs from what would be written
+    python src/results_table.py --grid experiments-quick.yaml   # the quick grid's block in docs/experiments.md
+
+A grid file names its snapshot (`results:`, default results/grid.json) and the file holding its block (`document:`,
+default README.md); --results and --readme override them.
 
 The table's metrics and the claims come from experiments.yaml, the figures from results/grid.json (so a fresh clone
 without the experiment refs renders the same table). Definitions: src/ecgalign/grid.py.
@@ -23,14 +27,16 @@ ROOT = Path(__file__).resolve().parents[1]
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--grid", default=str(ROOT / "experiments.yaml"))
-    ap.add_argument("--results", default=str(ROOT / "results/grid.json"))
-    ap.add_argument("--readme", default=str(ROOT / "README.md"))
+    ap.add_argument("--results", help="the snapshot (default: the grid file's `results:`)")
+    ap.add_argument("--readme", help="the file with the results block (default: the grid file's `document:`)")
     ap.add_argument("--collect", action="store_true", help="refresh --results from dvc exp show first")
     ap.add_argument("--note", help="with --collect: the setting, printed above the table (e.g. 'synthetic, 2 epochs')")
     ap.add_argument("--check", action="store_true", help="only compare: exit 1 if the README block is stale")
     args = ap.parse_args(argv)
     try:
         grid = g.load_grid(args.grid, ROOT)
+        args.results = args.results or str(ROOT / grid.results)
+        args.readme = args.readme or str(ROOT / grid.document)
         if args.collect:
             results = g.collect(grid, ROOT)
             if args.note:

@@ -8,7 +8,7 @@
 
 Experiments are named `<config>-s<seed>`. Those that exist already (finished on a commit with the same pipeline
 code) are skipped, queued or running ones are waited for, failed ones are queued again: re-running a grid, or a
-killed one, runs only what is missing. See the README, "Experiment grids".
+killed one, runs only what is missing. See docs/experiments.md.
 """
 from __future__ import annotations
 

@@ -15,26 +15,24 @@ from pathlib import Path
 
 import numpy as np
 
-from ecgalign import reports
+from ecgalign import artifacts as art
 from ecgalign.errors import ArtifactError, MissingArtifactError, ProjectError
-
-DATA = Path("data")
 
 
 def test_folds() -> list[int]:
     """split.test_folds of params.yaml (validated), or PTB-XL's recommended fold 10 where there is no params.yaml."""
-    if not Path("params.yaml").exists():
+    if not art.PARAMS.exists():
         return [10]
     from ecgalign import params
-    return list(params.load("params.yaml").split.test_folds)
+    return list(params.load(art.PARAMS).split.test_folds)
 
 
 def statement_keys(model) -> tuple[list[dict], np.ndarray]:
     """statements.jsonl rows and their embeddings through the model's text projection head."""
-    from ecgalign.evaluation import project_text, read_jsonl
+    from ecgalign.evaluation import project_text
 
-    statements = read_jsonl(DATA / "text" / "statements.jsonl")
-    return statements, project_text(model, np.load(DATA / "text" / "statement_embeddings.npy"))
+    statements, emb = art.load_statements()
+    return statements, project_text(model, emb)
 
 
 def title_of(record: dict, nearest) -> str:
@@ -51,29 +49,26 @@ def plot_records(ids: list[int], paths: list[Path], by_id: dict, row_of: dict, k
     from ecgalign.ecgplot import plot_ecg
     from ecgalign.evaluation import nearest_statements
 
-    if not (DATA / "signals" / "signals.npy").exists():
-        raise MissingArtifactError(f"{DATA / 'signals' / 'signals.npy'} not found: run the signals stage first "
-                         f"(dvc repro signals)")
-    signals = np.load(DATA / "signals" / "signals.npy", mmap_mode="r")
+    signals = art.load_array(art.SIGNALS_ARRAY, len(by_id), "signals")
     fs = {1000: 100, 5000: 500}.get(signals.shape[2])
     if fs is None:
-        raise ArtifactError(f"{DATA / 'signals' / 'signals.npy'}: {signals.shape[2]} samples a record, expected "
-                         f"1000 (100 Hz) or 5000 (500 Hz)")
-    have_model = (DATA / "ecg_embeddings" / "e_ecg.npy").exists() and (DATA / "model" / "model.pt").exists()
+        raise ArtifactError(f"{art.SIGNALS_ARRAY}: {signals.shape[2]} samples a record, expected "
+                            f"1000 (100 Hz) or 5000 (500 Hz)")
+    have_model = art.E_ECG.exists() and art.MODEL.exists()
     if (attribution or statement) and not have_model:
-        raise MissingArtifactError(f"--attribution needs a trained model: {DATA / 'model' / 'model.pt'} and "
-                         f"{DATA / 'ecg_embeddings' / 'e_ecg.npy'} (dvc repro ecg_embeddings)")
+        raise MissingArtifactError(f"--attribution needs a trained model: {art.MODEL} and "
+                                   f"{art.E_ECG} (dvc repro ecg_embeddings)")
     model = codes = keys = None
     if attribution or statement:
         from ecgalign.models import load_model
-        model = load_model(DATA / "model" / "model.pt")
+        model = load_model(art.MODEL)
         statements, keys = statement_keys(model)
         codes = [s["code"] for s in statements]
         if statement is not None and statement not in codes:
-            raise ProjectError(f"--statement {statement}: not a statement of {DATA / 'text' / 'statements.jsonl'} "
-                             f"(codes: {', '.join(codes)})")
+            raise ProjectError(f"--statement {statement}: not a statement of {art.TEXT_STATEMENTS} "
+                               f"(codes: {', '.join(codes)})")
     for ecg_id, path in zip(ids, paths):
-        nearest = nearest_statements(ecg_id, k=k, data_dir=DATA) if have_model else []
+        nearest = nearest_statements(ecg_id, k=k) if have_model else []
         x = np.asarray(signals[row_of[ecg_id]], dtype=np.float32)
         attr, label = None, ""
         if model is not None:
@@ -94,13 +89,13 @@ def write_statement_auc(out_dir: Path) -> None:
     from ecgalign.ecgplot import plot_statement_auc
     from ecgalign.models import load_model
 
-    records = reports.read_reports(DATA / "reports.jsonl")
+    records = art.load_reports()
     folds = test_folds()
     rows = [i for i, r in enumerate(records) if r["strat_fold"] in folds]
     if not rows:
-        raise ProjectError(f"no record of {DATA / 'reports.jsonl'} is in the test folds {folds}")
-    e_ecg = np.load(DATA / "ecg_embeddings" / "e_ecg.npy", mmap_mode="r")
-    statements, keys = statement_keys(load_model(DATA / "model" / "model.pt"))
+        raise ProjectError(f"no record of {art.REPORTS} is in the test folds {folds}")
+    e_ecg = art.load_array(art.E_ECG, len(records), "ecg_embeddings")
+    statements, keys = statement_keys(load_model(art.MODEL))
     table = statement_directions(np.asarray(e_ecg[rows]), keys, [s["code"] for s in statements],
                                  [records[i]["scp_codes"] for i in rows])
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -132,10 +127,10 @@ def main() -> None:
         parser.error("--plot takes exactly one ECG_ID; use --plot-dir for several")
     if not args.ecg_ids and not args.statement_auc:
         parser.error("give an ECG_ID (or --statement-auc DIR)")
-    by_id = {r["ecg_id"]: r for r in reports.read_reports(DATA / "reports.jsonl")}
+    by_id = {r["ecg_id"]: r for r in art.load_reports()}
     for ecg_id in args.ecg_ids:
         if ecg_id not in by_id:
-            raise ProjectError(f"ecg_id {ecg_id} is not in {DATA / 'reports.jsonl'} "
+            raise ProjectError(f"ecg_id {ecg_id} is not in {art.REPORTS} "
                              f"({len(by_id)} records, ecg_id {min(by_id)}-{max(by_id)})")
     if args.plot or args.plot_dir:
         paths = [args.plot] if args.plot else [args.plot_dir / f"ecg_{i}.png" for i in args.ecg_ids]
@@ -147,12 +142,12 @@ def main() -> None:
     else:
         for ecg_id in args.ecg_ids:
             print(by_id[ecg_id]["report"])
-            if (DATA / "text" / "record_embeddings.npy").exists():
+            if art.RECORD_EMBEDDINGS.exists():
                 from ecgalign.text import show_latent
-                print(show_latent(ecg_id, data_dir=DATA))
-            if (DATA / "ecg_embeddings" / "e_ecg.npy").exists():
+                print(show_latent(ecg_id))
+            if art.E_ECG.exists():
                 from ecgalign.evaluation import format_nearest, nearest_statements
-                print(format_nearest(nearest_statements(ecg_id, k=args.k, data_dir=DATA)))
+                print(format_nearest(nearest_statements(ecg_id, k=args.k)))
     if args.statement_auc:
         write_statement_auc(args.statement_auc)
 

@@ -79,5 +79,7 @@ def main():
 
 
 if __name__ == "__main__":
+    from ecgalign.cost import measured
     from ecgalign.errors import run
-    run(main)
+    with measured("train"):
+        run(main)

@@ -1,5 +1,6 @@
-"""dvc.yaml lists, for every stage, each ecgalign module its script imports (transitively, function-level imports
-included): otherwise an edit to that module leaves `dvc repro` saying "up to date" on stale results."""
+"""dvc.yaml lists, for every stage, exactly the ecgalign modules its script imports (transitively, function-level
+imports included): a missing one leaves `dvc repro` saying "up to date" on stale results, an extra one re-runs the
+stage for nothing."""
 import ast
 from pathlib import Path
 
@@ -77,6 +78,16 @@ def test_stage_depends_on_every_module_it_imports(stage):
     missing = sorted(f.relative_to(REPO).as_posix() for f in imported_files(script)
                      if f.relative_to(REPO).as_posix() not in deps)
     assert not missing, f"stage {stage}: dvc.yaml deps lack {', '.join(missing)} (imported by {rel})"
+
+
+@pytest.mark.parametrize("stage", sorted(STAGES))
+def test_stage_depends_on_no_source_file_it_does_not_import(stage):
+    """A src/ dependency the stage never imports re-runs it for nothing when that file is edited."""
+    spec = STAGES[stage]
+    script = _script(spec["cmd"])
+    needed = {f.relative_to(REPO).as_posix() for f in imported_files(script) | {script}}
+    extra = sorted(d for d in map(str, spec.get("deps", [])) if d.startswith("src/") and d not in needed)
+    assert not extra, f"stage {stage}: dvc.yaml deps list {', '.join(extra)}, which its script does not import"
 
 
 def test_imports_are_followed_transitively_and_inside_functions():

@@ -42,3 +42,29 @@ def test_other_exceptions_keep_their_traceback():
     with pytest.raises(KeyError):
         errors.run(_raise(KeyError("a bug")))
     assert errors.run(lambda x: x + 1, 1) == 2
+
+
+def _types():
+    return [v for v in vars(errors).values() if isinstance(v, type) and issubclass(v, errors.ProjectError)
+            and v is not errors.ProjectError]
+
+
+def test_each_type_is_named_for_its_module_attribute_and_pickles():
+    """The signals stage's reader processes send their errors back through pickle: a type must be findable by the
+    name it carries, and come back with its message."""
+    import pickle
+    types = _types()
+    assert len(types) == 10
+    for cls in types:
+        assert getattr(errors, cls.__name__) is cls and cls.__module__ == "ecgalign.errors"
+        assert cls.__doc__ and cls.hint
+        back = pickle.loads(pickle.dumps(cls("ecg_id 3: broken")))
+        assert type(back) is cls and str(back) == "ecg_id 3: broken"
+
+
+def test_the_owning_modules_re_export_their_types():
+    from ecgalign import atomic, models, text
+    assert models.CheckpointError is errors.CheckpointError and issubclass(models.CheckpointError, ValueError)
+    assert text.TextModelError is errors.TextModelError and issubclass(text.TextModelError, RuntimeError)
+    assert atomic.DiskFullError is errors.DiskFullError
+    assert errors.ParamsError.hint == "fix params.yaml" and errors.CheckpointError.hint == errors.ProjectError.hint

@@ -99,8 +99,8 @@ def test_paired_difference_has_the_t_interval_over_seeds(grid):
 
 def test_render_shows_every_configuration_and_claim(grid):
     block = g.render(grid, RESULTS)
-    assert "| a | 0, 1, 2 | 0.600 ± 0.100 | 0.57 ± 0.12 |" in block
-    assert "| c | 0 | 0.480 [0.410, 0.550] | 0.50 |" in block
+    assert "| a | ? | 0, 1, 2 | 0.600 ± 0.100 | 0.57 ± 0.12 |" in block
+    assert "| c | ? | 0 | 0.480 [0.410, 0.550] | 0.50 |" in block
     assert "| a beats b (a = a, b = b) | ecg_to_text_r1 | +0.167 | [+0.023, +0.310] | 3 | supported |" in block
     readme = f"# x\n\n## Results\n{g.BEGIN}\nold\n{g.END}\nhand table\n"
     new = g.replace_block(readme, block)
@@ -108,6 +108,75 @@ def test_render_shows_every_configuration_and_claim(grid):
     assert g.readme_block(new) == block
     with pytest.raises(g.GridError, match="results:begin"):
         g.replace_block("no markers", block)
+
+
+FULL = {"source": "local", "n_records": 21837, "database_sha256": "cd9bf4e6" + "0" * 56}
+SLICE = {"source": "local", "n_records": 1000, "database_sha256": "d60a95c4" + "0" * 56}
+
+
+def on(data, e, **costs):
+    e["metrics"]["metrics/data.json"] = data
+    for stage, seconds in costs.items():
+        e["metrics"][f"metrics/cost/{stage}.json"] = {"seconds": seconds, "cpu_seconds": 2 * seconds,
+                                                      "peak_rss_mb": 1024.0 * seconds / 60, "cpus": 2}
+    return e
+
+
+def test_a_configuration_whose_seeds_ran_on_different_datasets_is_never_averaged(grid):
+    mixed = {"experiments": [on(FULL, exp("a", 0, 0.5)), on(SLICE, exp("a", 1, 0.9)), on(FULL, exp("b", 0, 0.4)),
+                             on(FULL, exp("b", 1, 0.3))]}
+    assert g.datasets(mixed, "a") == ["PTB-XL 1,000 (d60a95c4)", "PTB-XL 21,837 (cd9bf4e6)"]
+    assert g.cell(mixed, "a", grid.metrics[0]) == "–" and g.by_seed(mixed, "a", "ecg_to_text_r1") == {}
+    assert g.paired(mixed, grid.claims[0]) is None                  # no claim rests on mixed data
+    block = g.render(grid, mixed)
+    assert "| a | mixed: PTB-XL 1,000 (d60a95c4); PTB-XL 21,837 (cd9bf4e6) | 0, 1 | – |" in block
+    assert "| b | PTB-XL 21,837 (cd9bf4e6) | 0, 1 | 0.350 ± 0.071 |" in block
+
+
+def test_cost_table_averages_each_stage_over_the_runs_of_the_first_configuration(grid):
+    runs = {"experiments": [on(FULL, exp("a", 0, 0.5), train=600, evaluate=120),
+                            on(FULL, exp("a", 1, 0.6), train=660, evaluate=180), on(FULL, exp("b", 0, 0.4), train=1)]}
+    block = g.render(grid, runs)
+    assert "| train | 10.5 min | 21.0 min | 11.00 GiB | 2 |" in block          # mean wall, mean CPU, largest peak
+    assert "| evaluate | 2.5 min | 5.0 min | 3.00 GiB | 2 |" in block
+    assert "| **all stages** | **13.0 min** | | | |" in block
+    assert "Cost of a `a` run on PTB-XL 21,837 (cd9bf4e6) (2 cores;" in block
+    assert "Cost" not in g.render(grid, RESULTS)                           # no run recorded costs
+
+
+def test_task_table_shows_mean_sd_over_seeds_and_the_interval_of_the_first_seed(grid):
+    def run(seed, zs, p1):
+        return exp("a", seed, 0.5, zero_shot_form_auc_macro=zs, zero_shot_form_auc_macro_ci_low=zs - 0.1,
+                   zero_shot_form_auc_macro_ci_high=zs + 0.1, linear_probe_form_1pct_auc_macro=p1)
+    block = g.render(grid, {"experiments": [run(1, 0.8, 0.7), run(2, 0.9, 0.6)]})
+    assert "| form | 0.850 ± 0.071 [0.700, 0.900] | 0.650 ± 0.071 | – | – | – |" in block
+    assert "`a` (2 seed(s))" in block and "[bootstrap interval of seed 1's run]" in block
+    assert "| superdiagnostic |" not in block                                # a task without figures has no row
+
+
+def test_data_path_expands_environment_variables_with_defaults(tmp_path, monkeypatch):
+    (tmp_path / "experiments.yaml").write_text(
+        "configs:\n  full: {data.source: local, data.path: '${PTBXL_TEST:-/tmp/ptb-default}'}\n"
+        "  env: {data.source: local, data.path: '${PTBXL_TEST}/x'}\n")
+    monkeypatch.setenv("PTBXL_TEST", str(tmp_path / "mine"))
+    grid = g.load_grid(tmp_path / "experiments.yaml", tmp_path)
+    assert grid.configs["full"]["data.path"] == str(tmp_path / "mine")
+    assert grid.configs["env"]["data.path"] == str(tmp_path / "mine/x")
+    monkeypatch.delenv("PTBXL_TEST")
+    with pytest.raises(g.GridError, match=r"\$\{PTBXL_TEST\} is not set: set PTBXL_TEST=/path"):
+        g.load_grid(tmp_path / "experiments.yaml", tmp_path)
+    (tmp_path / "experiments.yaml").write_text(
+        "configs:\n  full: {data.source: local, data.path: '${PTBXL_TEST:-/tmp/ptb-default}'}\n")
+    assert g.load_grid(tmp_path / "experiments.yaml", tmp_path).configs["full"]["data.path"] == "/tmp/ptb-default"
+
+
+def test_experiments_whose_dataset_is_missing_are_named_before_anything_is_queued(tmp_path):
+    (tmp_path / "here").mkdir()
+    (tmp_path / "here/ptbxl_database.csv").write_text("ecg_id\n")
+    todo = [("full-s0", {"data.source": "local", "data.path": str(tmp_path / "gone")}),
+            ("here-s0", {"data.source": "local", "data.path": str(tmp_path / "here")}),
+            ("syn-s0", {"data.source": "synthetic", "data.path": str(tmp_path / "gone")})]
+    assert g.missing_datasets(todo) == [f"full-s0: data.path {tmp_path / 'gone'} holds no ptbxl_database.csv"]
 
 
 def test_plan_skips_finished_experiments_of_the_same_code_and_params_and_requeues_the_others(grid):
@@ -146,11 +215,12 @@ def test_exp_show_json_is_read_into_states():
         "a-s0": [("c0ffee", "success")], "a-s1": [("c0ffee", "success")], "b-s0": [("c0ffee", "failed")]}
 
 
-def test_readme_results_block_is_what_the_script_writes_for_the_committed_results():
-    grid = g.load_grid(REPO / "experiments.yaml", REPO)
-    results = json.loads((REPO / "results/grid.json").read_text())
-    assert g.readme_block((REPO / "README.md").read_text()) == g.render(grid, results), \
-        "README.md's results block is stale: run `make results`"
+@pytest.mark.parametrize("grid_file", ["experiments.yaml", "experiments-quick.yaml"])
+def test_results_blocks_are_what_the_script_writes_for_the_committed_results(grid_file):
+    grid = g.load_grid(REPO / grid_file, REPO)
+    results = json.loads((REPO / grid.results).read_text())
+    assert g.readme_block((REPO / grid.document).read_text()) == g.render(grid, results), \
+        f"{grid.document}'s results block is stale: run `make results`"
 
 
 def test_a_small_grid_runs_through_the_dvc_queue_and_a_rerun_skips_it(tmp_path, tiny_text_model):
@@ -172,7 +242,11 @@ def test_a_small_grid_runs_through_the_dvc_queue_and_a_rerun_skips_it(tmp_path, 
         ("cos-s0", 0, "cosine"), ("cos-s1", 1, "cosine")]
     aucs = [e["metrics"]["metrics/eval.json"]["zero_shot_auc_macro"] for e in results["experiments"]]
     assert all(math.isfinite(a) for a in aucs)
-    assert "| cos | 0, 1 |" in (root / "README.md").read_text()
+    for e in results["experiments"]:   # each run says what it ran on and what each stage cost
+        assert e["metrics"]["metrics/data.json"]["source"] == "synthetic"
+        assert e["metrics"]["metrics/cost/train.json"]["stage"] == "train"
+    readme = (root / "README.md").read_text()
+    assert "| cos | synthetic 200 | 0, 1 |" in readme and "| evaluate |" in readme
     # committing the results does not change the pipeline code: a re-run finds both experiments and queues nothing
     run(["git", "add", "-A"], root, env)
     run(["git", "commit", "-qm", "results"], root, env)

@@ -1,9 +1,13 @@
 """params.yaml validation: one place, before any work, with messages that name the key."""
 import copy
+import os
+import subprocess
+import sys
 
 import pytest
 import yaml
 
+from ecgalign import params
 from ecgalign.params import ParamsError, load, validate
 from conftest import REPO
 
@@ -88,3 +92,20 @@ def test_evaluate_lists_of_numbers_are_checked():
         r["evaluate"]["label_fractions"] = bad
         with pytest.raises(pm.ParamsError, match=r"evaluate\.label_fractions must be a non-empty list of numbers"):
             pm.validate(r)
+
+
+def test_validating_params_does_not_import_torch():
+    """Every stage loads params first; the choices of ecg.encoder and train.loss live in params, not in the torch
+    modules that use them, so params.yaml is validated without importing torch."""
+    code = ("import sys, ecgalign.params as p; p.load(); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch' or m in "
+            "('ecgalign.models', 'ecgalign.losses')))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_models_and_losses_use_the_choices_params_validates():
+    from ecgalign import losses, models
+    assert models.ENCODERS is params.ENCODERS and losses.LOSSES is params.LOSSES

@@ -43,3 +43,14 @@ def test_missing_records_are_listed(ptbxl_mini, tmp_path):
         ptbxl.check_records(tmp_path, db, 100)
     with pytest.raises(ptbxl.DataError, match="5 of 5 records at 500 Hz"):
         ptbxl.check_records(tmp_path, db, 500)
+
+
+def test_dataset_identity_is_the_checksum_of_the_tables_and_the_record_count(ptbxl_mini, tmp_path):
+    import shutil
+    for name in (ptbxl.DATABASE, ptbxl.STATEMENTS):
+        shutil.copy(ptbxl_mini / name, tmp_path / name)
+    ident = ptbxl.dataset_identity(tmp_path, source="local", sampling_rate=100, n_records=1000)
+    assert ident["database_sha256"] == "d60a95c410ac107cc039b929fbe1e7fb1ffc5c5a8b65589a6a99e5117c3a6077"
+    assert ident["dataset"] == "d60a95c410ac-1000" and ident["source"] == "local"
+    (tmp_path / ptbxl.DATABASE).write_text((ptbxl_mini / ptbxl.DATABASE).read_text().replace("NORM", "IMI", 1))
+    assert ptbxl.dataset_identity(tmp_path, n_records=1000)["dataset"] != ident["dataset"]   # a relabelled record

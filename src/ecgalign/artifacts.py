@@ -6,7 +6,9 @@ e_ecg.npy is the record on line i. `check_rows` is the one check of that; each l
 over from other inputs fails with one message naming both files, not with a shape error deep in a stage.
 
 This module imports no other ecgalign module but errors: the library modules take their default paths (and the
-readers of these artifacts) from here, and a stage that only needs a path depends on nothing more in dvc.yaml.
+readers of these artifacts) from here, and a stage that only needs a path depends on nothing more in dvc.yaml. Every
+read of a pipeline artifact goes through a loader here; `under(data_dir, X)` is X for a copy of the outputs kept
+elsewhere (data_dir instead of data/), so no other module builds a data/ path of its own.
 """
 from __future__ import annotations
 
@@ -19,27 +21,29 @@ from .errors import ArtifactError, MissingArtifactError, ReportError, SignalErro
 
 PARAMS = Path("params.yaml")
 
-RAW = Path("data/raw")                                # download: the PTB-XL tables + dataset.json (+ synthetic records)
-REPORTS = Path("data/reports.jsonl")                  # reports: one record per line, in ecg_id order
-TEXT = Path("data/text")                              # text_embeddings
+DATA = Path("data")                                   # every DVC output below lives under it
+RAW = DATA / "raw"                                    # download: the PTB-XL tables + dataset.json (+ synthetic records)
+REPORTS = DATA / "reports.jsonl"                      # reports: one record per line, in ecg_id order
+TEXT = DATA / "text"                                  # text_embeddings
 TEXT_STATEMENTS = TEXT / "statements.jsonl"           # one SCP statement per line: code, category, description, text
 STATEMENT_EMBEDDINGS = TEXT / "statement_embeddings.npy"   # (statements, d), row-aligned with statements.jsonl
 RECORD_EMBEDDINGS = TEXT / "record_embeddings.npy"    # (records, d)
 RECORD_IDS = TEXT / "record_ids.npy"                  # (records,) int64: equal ids <=> identical report text
 TEXT_STATS = TEXT / "stats.json"
-SIGNALS = Path("data/signals")                        # signals
+SIGNALS = DATA / "signals"                            # signals
 SIGNALS_ARRAY = SIGNALS / "signals.npy"               # (records, 12, T) float32 mV, memory-mappable
 SIGNALS_STATS = SIGNALS / "stats.json"                # per-lead mean/std over the training folds, shape, rate
-MODEL_DIR = Path("data/model")                        # train
+MODEL_DIR = DATA / "model"                            # train
 MODEL = MODEL_DIR / "model.pt"
-TRAIN_STATE = Path("data/train_state")                # train: resume state (not a DVC output)
-FINETUNE = Path("data/finetune")                      # finetune: the outcome table used, every run's test outputs
-FINETUNE_STATE = Path("data/finetune_state")          # finetune: resume state (not a DVC output)
-ECG_EMBEDDINGS = Path("data/ecg_embeddings")          # ecg_embeddings
+TRAIN_STATE = DATA / "train_state"                    # train: resume state (not a DVC output)
+FINETUNE = DATA / "finetune"                          # finetune: the outcome table used, every run's test outputs
+FINETUNE_STATE = DATA / "finetune_state"              # finetune: resume state (not a DVC output)
+ECG_EMBEDDINGS = DATA / "ecg_embeddings"              # ecg_embeddings
 Z_ECG = ECG_EMBEDDINGS / "z_ecg.npy"                  # (records, ecg.embed_dim): the encoder's output
 E_ECG = ECG_EMBEDDINGS / "e_ecg.npy"                  # (records, train.proj_dim): projected into the shared space
 
 METRICS = Path("metrics")
+DATA_METRICS = METRICS / "data.json"                  # download: which dataset (source, records, table checksum)
 REPORTS_METRICS = METRICS / "reports.json"
 TEXT_METRICS = METRICS / "text.json"
 TRAIN_METRICS = METRICS / "train.json"
@@ -48,6 +52,12 @@ FINETUNE_METRICS = METRICS / "finetune.json"
 PLOTS = Path("plots")                                 # evaluate: loss.png, embedding_map.png, zero_shot_roc.png, ...
 FINETUNE_PLOT = PLOTS / "label_efficiency.png"
 DVCLIVE = Path("dvclive")                             # train: per-epoch curves (dvclive/plots/metrics/{train,val}/)
+
+
+def under(data_dir: str | Path, artifact: str | Path) -> Path:
+    """An artifact's path when the outputs live in data_dir instead of data/: under("copy", REPORTS) is
+    copy/reports.jsonl. under(DATA, X) is X."""
+    return Path(data_dir) / Path(artifact).relative_to(DATA)
 
 
 def require(path: str | Path, stage: str) -> Path:
@@ -65,20 +75,35 @@ def check_rows(path: str | Path, n_rows: int, n_records: int, reports: str | Pat
                             f"of step; rerun dvc repro so that every array is row-aligned with the reports")
 
 
-def load_reports(path: str | Path = REPORTS) -> list[dict]:
-    """data/reports.jsonl: one dict per record (ecg_id, strat_fold, scp_codes, report, filename_lr/hr)."""
-    path = Path(path)
-    if not path.exists():
-        raise MissingArtifactError(f"{path} not found: run the reports stage first (dvc repro reports)")
+def _load_jsonl(path: str | Path, stage: str, error: type[Exception]) -> list[dict]:
+    """A JSON-lines artifact of `stage`, one dict a line (blank lines hold nothing); a damaged line raises `error`
+    naming the file and the line."""
+    path = require(path, stage)
     rows = []
     with open(path, encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
             try:
                 rows.append(json.loads(line))
             except ValueError as e:
-                raise ReportError(f"{path} line {n}: not a JSON object ({e}); the file is damaged: "
-                                  f"rerun the reports stage (dvc repro -f reports)") from None
+                raise error(f"{path} line {n}: not a JSON object ({e}); the file is damaged: "
+                            f"rerun the {stage} stage (dvc repro -f {stage})") from None
     return rows
+
+
+def load_reports(path: str | Path = REPORTS) -> list[dict]:
+    """data/reports.jsonl: one dict per record (ecg_id, strat_fold, scp_codes, report, filename_lr/hr)."""
+    return _load_jsonl(path, "reports", ReportError)
+
+
+def record_row(records: list[dict], ecg_id: int, reports: str | Path = REPORTS) -> int:
+    """The row of ecg_id among the records of reports.jsonl, which is its row in every row-aligned array; KeyError
+    naming the file when it is not there."""
+    for row, record in enumerate(records):
+        if record.get("ecg_id") == ecg_id:
+            return row
+    raise KeyError(f"ecg_id {ecg_id} is not in {reports}")
 
 
 def load_array(path: str | Path, n_records: int, stage: str, reports: str | Path = REPORTS,
@@ -99,8 +124,8 @@ def load_record_embeddings(n_records: int, path: str | Path = RECORD_EMBEDDINGS,
 def load_statements(folder: str | Path = TEXT) -> tuple[list[dict], np.ndarray]:
     """data/text/statements.jsonl and statement_embeddings.npy, checked to have the same rows."""
     folder = Path(folder)
-    path = require(folder / TEXT_STATEMENTS.name, "text_embeddings")
-    statements = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    path = folder / TEXT_STATEMENTS.name
+    statements = _load_jsonl(path, "text_embeddings", ArtifactError)
     emb = np.load(require(folder / STATEMENT_EMBEDDINGS.name, "text_embeddings"))
     check_rows(folder / STATEMENT_EMBEDDINGS.name, len(emb), len(statements), path)
     return statements, emb

@@ -19,6 +19,8 @@ from collections import Counter
 
 import numpy as np
 
+from . import artifacts as art
+
 TIE_DECIMALS = 6   # cosines closer than ~1e-6 are float noise, not a ranking
 
 
@@ -247,48 +249,17 @@ def project_text(model, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
 
 
-def read_jsonl(path) -> list[dict]:
-    """A JSON-lines file; a bad line raises ValueError naming the file and line."""
-    import json
-    from pathlib import Path
-
-    rows = []
-    with open(Path(path), encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{path}, line {n}: not valid JSON ({e.msg})") from None
-    return rows
-
-
-def _record_row(reports_path, ecg_id: int) -> int:
-    """The row of ecg_id in reports.jsonl (= its row in every embedding array); KeyError naming the file."""
-    from .reports import read_reports
-
-    for row, record in enumerate(read_reports(reports_path)):
-        if record.get("ecg_id") == ecg_id:
-            return row
-    raise KeyError(f"ecg_id {ecg_id} is not in {reports_path}")
-
-
-def nearest_statements(ecg_id: int, k: int = 5, data_dir: str = "data") -> list[tuple[str, str, float]]:
+def nearest_statements(ecg_id: int, k: int = 5, data_dir=art.DATA) -> list[tuple[str, str, float]]:
     """The k SCP statements whose projected statement embedding is nearest (cosine) to record ecg_id's e_ecg:
-    [(code, statement text, cosine)], best first."""
-    from pathlib import Path
-
+    [(code, statement text, cosine)], best first. data_dir: where the pipeline's outputs are (data/)."""
     from .models import load_model
 
-    data = Path(data_dir)
-    row = _record_row(data / "reports.jsonl", ecg_id)
-    e_ecg = np.load(data / "ecg_embeddings" / "e_ecg.npy", mmap_mode="r")
-    statements = read_jsonl(data / "text" / "statements.jsonl")
-    emb = np.load(data / "text" / "statement_embeddings.npy")
-    if len(statements) != len(emb):
-        raise ValueError(f"{data / 'text'}: statements.jsonl has {len(statements)} rows, "
-                         f"statement_embeddings.npy has {len(emb)}")
-    keys = project_text(load_model(data / "model" / "model.pt"), emb)
+    reports = art.under(data_dir, art.REPORTS)
+    records = art.load_reports(reports)
+    row = art.record_row(records, ecg_id, reports)
+    e_ecg = art.load_array(art.under(data_dir, art.E_ECG), len(records), "ecg_embeddings", reports)
+    statements, emb = art.load_statements(art.under(data_dir, art.TEXT))
+    keys = project_text(load_model(art.under(data_dir, art.MODEL)), emb)
     cos = zero_shot_scores(np.asarray(e_ecg[row:row + 1]), keys)[0]
     best = np.argsort(-cos, kind="stable")[:k]
     return [(statements[i]["code"], statements[i]["text"], float(cos[i])) for i in best]

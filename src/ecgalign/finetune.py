@@ -33,7 +33,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from . import stats
+from . import artifacts as art, stats
 from .models import AlignmentModel, encode_all, unwrap
 from .outcomes import c_index, c_index_resamples, cox_loss
 from .training import autocast, distributed, load_resume, resolve_device, rng_state, seed_everything, set_rng_state
@@ -284,7 +284,7 @@ def fingerprint(cfg: dict, pretrained: AlignmentModel, signals, tasks: dict, wor
     return h.hexdigest()[:16]
 
 
-def run_experiment(signals, pretrained: AlignmentModel, tasks: dict, cfg: dict, state_dir="data/finetune_state",
+def run_experiment(signals, pretrained: AlignmentModel, tasks: dict, cfg: dict, state_dir=art.FINETUNE_STATE,
                    hook=None, log=print, inits=INITS) -> dict:
     """Train every (task, init) run. tasks: name -> {"kind": "bce"|"cox", "target": N x C, "train", "val",
     "test": row indices}. Returns name -> init -> {"test_out", "best_epoch", "history"} (test_out: test outputs

@@ -22,6 +22,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import math
+import os
 import re
 import subprocess
 import time
@@ -59,6 +60,8 @@ class Grid:
     metrics: list[dict]               # [{key, label, format}]
     claims: list[Claim] = field(default_factory=list)
     targets: list[str] = field(default_factory=list)   # stages each experiment runs (with their upstream); [] = all
+    results: str = "results/grid.json"                  # the snapshot (relative to the repository root)
+    document: str = "README.md"                         # the file whose results block is generated from it
 
     def experiments(self) -> list[tuple[str, str, int, dict]]:
         """(name, config, seed, overrides) for every cell of the grid, in file order."""
@@ -71,13 +74,38 @@ class Grid:
         return out
 
 
+ENV_RE = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
+
+
+def expand_env(text: str) -> str:
+    """`${NAME}` and `${NAME:-default}` replaced from the environment (as a shell does); `${NAME}` unset is an error,
+    so that a grid never runs on a path that silently lost its variable."""
+    def value(m: re.Match) -> str:
+        name, default = m.group(1), m.group(2)
+        if os.environ.get(name):
+            return os.environ[name]
+        if default is None:
+            raise GridError(f"${{{name}}} is not set: set {name}=/path/to/ptb-xl (or write ${{{name}:-default}})")
+        return default
+    return ENV_RE.sub(value, text)
+
+
 def _resolve_paths(overrides: dict, root: Path) -> dict:
-    """Queued experiments run in a temporary copy of the repository (.dvc/tmp/exps/...): a relative `data.path`
-    would point elsewhere there, so it is made absolute against the repository root."""
+    """`data.path` as the experiments will see it: environment variables expanded (experiments.yaml names the full
+    dataset as ${PTBXL:-/tmp/ptb-xl}, so the same file works on any machine), then made absolute against the
+    repository root: queued experiments run in a temporary copy of the repository (.dvc/tmp/exps/...), where a
+    relative path would point elsewhere."""
     out = dict(overrides)
-    if "data.path" in out and not Path(str(out["data.path"])).is_absolute():
-        out["data.path"] = str((root / str(out["data.path"])).resolve())
+    if "data.path" in out:
+        path = Path(expand_env(str(out["data.path"])))
+        out["data.path"] = str(path if path.is_absolute() else (root / path).resolve())
     return out
+
+
+def missing_datasets(overrides: list[tuple[str, dict]]) -> list[str]:
+    """One line per experiment to queue whose local dataset is not there (no ptbxl_database.csv at data.path)."""
+    return [f"{name}: data.path {o['data.path']} holds no ptbxl_database.csv" for name, o in overrides
+            if o.get("data.source") == "local" and not (Path(o["data.path"]) / "ptbxl_database.csv").is_file()]
 
 
 def load_grid(path: str | Path, root: str | Path | None = None) -> Grid:
@@ -92,10 +120,10 @@ def load_grid(path: str | Path, root: str | Path | None = None) -> Grid:
         raise GridError(f"{path}: not valid YAML ({e})") from None
     if not isinstance(raw, dict):
         raise GridError(f"{path}: must be a mapping with keys seeds, configs, metrics, claims")
-    unknown = set(raw) - {"seeds", "seed_params", "common", "configs", "metrics", "claims", "targets"}
+    keys = ("seeds", "seed_params", "common", "configs", "metrics", "claims", "targets", "results", "document")
+    unknown = set(raw) - set(keys)
     if unknown:
-        raise GridError(f"{path}: unknown key(s) {sorted(unknown)}; valid: seeds, seed_params, common, configs, "
-                        "metrics, claims, targets")
+        raise GridError(f"{path}: unknown key(s) {sorted(unknown)}; valid: {', '.join(keys)}")
     targets = raw.get("targets") or []
     if not (isinstance(targets, list) and all(isinstance(t, str) for t in targets)):
         raise GridError(f"{path}: targets must be a list of stage names, got {targets!r}")
@@ -135,7 +163,8 @@ def load_grid(path: str | Path, root: str | Path | None = None) -> Grid:
         claims.append(Claim(text=c["text"], a=c["a"], b=c["b"], metric=c["metric"], direction=c["direction"],
                             margin=float(c.get("margin", 0.0))))
     return Grid(seeds=seeds, seed_params=list(raw.get("seed_params", ["train.seed"])), configs=configs,
-                metrics=metrics, claims=claims, targets=targets)
+                metrics=metrics, claims=claims, targets=targets,
+                results=str(raw.get("results", "results/grid.json")), document=str(raw.get("document", "README.md")))
 
 
 # ----------------------------------------------------------------------------------------------------- DVC and git
@@ -275,6 +304,11 @@ def run_grid(grid: Grid, root: Path, jobs: int = 1, only: str | None = None, sha
     for task, name, status in tasks:  # by task id: a name can also have an older successful task
         if status == "Failed" and name in p.failed:
             run(["dvc", "queue", "remove", task], root, check=False)
+    absent = missing_datasets(p.missing)
+    if absent:
+        raise GridError("the dataset of these experiments is missing, nothing was queued:\n" + "\n".join(absent) +
+                        "\nrestore it (e.g. .venv/bin/python ../shared/ptbxl-full/restore.py /tmp/ptb-xl), or set "
+                        "PTBXL=/path/to/ptb-xl, or run part of the grid with --only")
     for name, overrides in p.missing:
         force = ["-f"] if name in p.stale else []
         run(["dvc", "exp", "run", "--queue", *force, "-n", name, *set_args(overrides), *grid.targets], root)
@@ -358,8 +392,27 @@ def not_defined(results: dict, config: str, key: str) -> bool:
     return False
 
 
+def dataset_of(exp: dict) -> str:
+    """What an experiment ran on, from its metrics/data.json (the download stage's): synthetic and its size, or
+    PTB-XL, its record count and the first digits of its table checksum; "?" for results older than that file."""
+    d = exp["metrics"].get("metrics/data.json") or {}
+    if not d:
+        return "?"
+    if d.get("source") == "synthetic":
+        return f"synthetic {d['n_records']:,}"
+    return f"PTB-XL {d['n_records']:,} ({d['database_sha256'][:8]})"
+
+
+def datasets(results: dict, config: str) -> list[str]:
+    return sorted({dataset_of(e) for e in results["experiments"] if e["config"] == config})
+
+
 def by_seed(results: dict, config: str, key: str) -> dict[int, float]:
+    """Seed -> value of `key` for one configuration; empty when its seeds ran on different datasets (a slice and the
+    full data, say): such figures are never averaged or compared."""
     out = {}
+    if len(datasets(results, config)) > 1:
+        return out
     for e in results["experiments"]:
         if e["config"] == config:
             v = metric_value(e["metrics"], key)
@@ -435,16 +488,17 @@ def render(grid: Grid, results: dict) -> str:
     """The README block (without the markers): the per-configuration table and the claims."""
     configs = [c for c in grid.configs if any(e["config"] == c for e in results["experiments"])]
     fmt_of = {m["key"]: m["format"] for m in grid.metrics}
-    lines = [f"Generated by `make results` from `results/grid.json` ({len(results['experiments'])} experiments); "
+    lines = [f"Generated by `make results` from `{grid.results}` ({len(results['experiments'])} experiments); "
              "cells are mean ± sd over seeds."]
     if results.get("note"):
         lines.append(f"Setting: {results['note']}")
-    lines += ["", "| configuration | seeds | " + " | ".join(m["label"] for m in grid.metrics) + " |",
-             "|---|---|" + "---|" * len(grid.metrics)]
+    lines += ["", "| configuration | data | seeds | " + " | ".join(m["label"] for m in grid.metrics) + " |",
+             "|---|---|---|" + "---|" * len(grid.metrics)]
     for c in configs:
         seeds = sorted({e["seed"] for e in results["experiments"] if e["config"] == c})
-        lines.append(f"| {c} | {', '.join(map(str, seeds))} | "
-                     + " | ".join(cell(results, c, m) for m in grid.metrics) + " |")
+        data = datasets(results, c)
+        lines.append(f"| {c} | {data[0] if len(data) == 1 else 'mixed: ' + '; '.join(data)} | "
+                     f"{', '.join(map(str, seeds))} | " + " | ".join(cell(results, c, m) for m in grid.metrics) + " |")
     lines += ["", "| claim | metric | a − b (mean over seeds) | 95 % interval | seeds | verdict |",
               "|---|---|---|---|---|---|"]
     for claim in grid.claims:
@@ -459,7 +513,72 @@ def render(grid: Grid, results: dict) -> str:
             continue
         interval = "–" if r.n < 2 else f"[{r.low:+{f}}, {r.high:+{f}}]"
         lines.append(f"| {label} | {claim.metric} | {r.mean:+{f}} | {interval} | {r.n} | {r.verdict} |")
+    if configs:
+        lines += render_tasks(results, configs[0]) + render_costs(results, configs[0])
     return "\n".join(lines) + "\n"
+
+
+TASKS = ("superdiagnostic", "subdiagnostic", "diagnostic", "form", "rhythm", "all")
+TASK_COLUMNS = (("zero-shot", "zero_shot_{task}_auc_macro"), ("probe 1 %", "linear_probe_{task}_1pct_auc_macro"),
+                ("probe 10 %", "linear_probe_{task}_10pct_auc_macro"),
+                ("probe 100 %", "linear_probe_{task}_100pct_auc_macro"),
+                ("untrained, probe 100 %", "baseline_linear_probe_{task}_100pct_auc_macro"))
+
+
+def cell_with_interval(results: dict, config: str, key: str, fmt: str = ".3f") -> str:
+    """mean ± sd over seeds, then the bootstrap interval of the lowest seed's run in brackets."""
+    values = by_seed(results, config, key)
+    if not values:
+        return "–"
+    first = min(values)
+    exp = next(e for e in results["experiments"] if e["config"] == config and e["seed"] == first)
+    lo, hi = metric_value(exp["metrics"], key + "_ci_low"), metric_value(exp["metrics"], key + "_ci_high")
+    mean, sd = mean_sd(list(values.values()))
+    text = f"{mean:{fmt}}" + (f" ± {sd:{fmt}}" if len(values) > 1 else "")
+    return text + (f" [{lo:{fmt}}, {hi:{fmt}}]" if lo is not None and hi is not None else "")
+
+
+def render_tasks(results: dict, config: str) -> list[str]:
+    """Macro AUC per PTB-XL benchmark task for one configuration: zero-shot, linear probe at 1/10/100 % of the
+    labels and the untrained encoder's probe; empty when its runs hold no per-task figures."""
+    rows = []
+    for task in TASKS:
+        cells = [cell_with_interval(results, config, key.format(task=task)) for _, key in TASK_COLUMNS]
+        if any(c != "–" for c in cells):
+            rows.append(f"| {task} | " + " | ".join(cells) + " |")
+    if not rows:
+        return []
+    seeds = sorted({e["seed"] for e in results["experiments"] if e["config"] == config})
+    return ["", f"Per task, `{config}` ({len(seeds)} seed(s)): macro AUC on the test fold, mean ± sd over seeds "
+            f"[bootstrap interval of seed {seeds[0]}'s run]:", "",
+            "| task | " + " | ".join(label for label, _ in TASK_COLUMNS) + " |",
+            "|---|" + "---|" * len(TASK_COLUMNS), *rows]
+
+
+STAGES = ("download", "reports", "text_embeddings", "signals", "train", "ecg_embeddings", "evaluate", "finetune")
+
+
+def render_costs(results: dict, config: str) -> list[str]:
+    """The cost table of one configuration's runs, from their metrics/cost/<stage>.json: mean wall and CPU time
+    over the runs, the largest peak memory. Empty when no run recorded costs."""
+    runs = [e["metrics"] for e in results["experiments"] if e["config"] == config]
+    rows, total = [], 0.0
+    for stage in STAGES:
+        costs = [m[f"metrics/cost/{stage}.json"] for m in runs if f"metrics/cost/{stage}.json" in m]
+        if not costs:
+            continue
+        wall, cpu = (sum(c[k] for c in costs) / len(costs) for k in ("seconds", "cpu_seconds"))
+        total += wall
+        rows.append(f"| {stage} | {wall / 60:.1f} min | {cpu / 60:.1f} min | "
+                    f"{max(c['peak_rss_mb'] for c in costs) / 1024:.2f} GiB | {len(costs)} |")
+    if not rows:
+        return []
+    cpus = {c["cpus"] for m in runs for k, c in m.items() if k.startswith("metrics/cost/")}
+    return ["", f"Cost of a `{config}` run on {' / '.join(datasets(results, config))} "
+            f"({'/'.join(map(str, sorted(cpus)))} cores; from each stage's metrics/cost/<stage>.json; a stage restored "
+            "from DVC's run cache shows the cost of the run that computed it):", "",
+            "| stage | wall time | CPU time | peak memory | runs |", "|---|---|---|---|---|", *rows,
+            f"| **all stages** | **{total / 60:.1f} min** | | | |"]
 
 
 def replace_block(readme: str, block: str) -> str:

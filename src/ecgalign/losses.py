@@ -21,7 +21,8 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-LOSSES = ("cosine", "infonce", "cosine+infonce", "supervised")
+from .params import LOSSES
+
 SUPERVISED = "supervised"   # the supervised control: the same encoder trained on the codes, no text
 
 

@@ -25,14 +25,10 @@ import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .errors import ProjectError
+from .errors import CheckpointError  # noqa: F401 (re-export: raised here)
+from .params import ENCODERS
 
-ENCODERS = ("cnn1d", "xresnet1d")
 MAX_LOGIT_SCALE = math.log(100.0)  # CLIP: 1/temperature is clamped at 100
-
-
-class CheckpointError(ProjectError, ValueError):
-    """A model checkpoint that cannot be used; the message names the file."""
 
 
 def conv_bn(n_in: int, n_out: int, kernel: int, stride: int = 1, act: bool = True, zero_bn: bool = False):

@@ -2,7 +2,8 @@
 
 Each section of params.yaml is one frozen dataclass below; `load()` returns them as `Params` (`p.train.lr`). A field's
 annotation is its type: `str`, `int`, `bool`, `float` (an int or a float), `Literal[...]` (one of these values; the
-choices of train.loss and ecg.encoder come from the modules that own them, ecgalign.losses and ecgalign.models) or
+choices of ecg.encoder and train.loss are defined here, ENCODERS and LOSSES, and imported by ecgalign.models and
+ecgalign.losses, so that validating params never imports torch) or
 `list[Fold]` (strat_folds). A number's allowed range is the field's metadata, written `between(low, high)` (inclusive;
 None for open). Unknown keys, missing keys, wrong types, impossible values and duplicate YAML keys raise ParamsError
 naming the dotted key (or the line).
@@ -32,9 +33,9 @@ import yaml
 from .artifacts import PARAMS
 from .errors import ParamsError
 from .labels import TASKS
-from .losses import LOSSES
-from .models import ENCODERS
 
+ENCODERS = ("cnn1d", "xresnet1d")                 # ecg.encoder: built by ecgalign.models
+LOSSES = ("cosine", "infonce", "cosine+infonce", "supervised")  # train.loss: computed by ecgalign.losses
 FOLDS = tuple(range(1, 11))
 Fold = Literal[FOLDS]
 Device = Literal["auto", "cpu", "cuda"]

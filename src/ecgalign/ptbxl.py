@@ -129,6 +129,16 @@ def fingerprint(root: str | Path, records: list[str]) -> str:
     return h.hexdigest()
 
 
+def dataset_identity(raw_dir: str | Path, **fields) -> dict:
+    """What metrics/data.json says of the dataset a run used: `fields` (source, sampling rate, record count) and the
+    sha256 of its two tables. Two runs with the same table checksum and record count ran on the same records with the
+    same labels, whatever folder they were read from: the grid keeps results of different datasets apart by it."""
+    raw_dir = Path(raw_dir)
+    sums = {name: hashlib.sha256((raw_dir / name).read_bytes()).hexdigest() for name in (DATABASE, STATEMENTS)}
+    return {**fields, "database_sha256": sums[DATABASE], "statements_sha256": sums[STATEMENTS],
+            "dataset": f"{sums[DATABASE][:12]}-{fields.get('n_records')}"}
+
+
 def write_manifest(raw_dir: str | Path, **fields) -> None:
     from .atomic import write_json
     write_json(Path(raw_dir) / MANIFEST, fields)

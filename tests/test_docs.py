@@ -1,0 +1,108 @@
+"""The documentation: every relative link of README.md and docs/*.md resolves (file and, into a Markdown page, the
+#anchor of one of its headings), every docs page is reachable from the README, and the README stays a front page."""
+from __future__ import annotations
+
+import re
+import unicodedata
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+README_MAX_LINES = 250
+
+LINK = re.compile(r"!?\[(?:[^\[\]]|\[[^\]]*\])*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
+FENCE = re.compile(r"^\s*(```|~~~)")
+
+
+def prose(text: str, code_spans: bool = False) -> str:
+    """The text without fenced code blocks and (unless code_spans) inline code spans: links there are not links."""
+    out, in_fence = [], False
+    for line in text.split("\n"):
+        if FENCE.match(line):
+            in_fence = not in_fence
+            continue
+        out.append("" if in_fence else line if code_spans else re.sub(r"`[^`]*`", "", line))
+    return "\n".join(out)
+
+
+def slug(heading: str) -> str:
+    """GitHub's anchor of a heading: lower case, punctuation dropped (hyphens and underscores kept), spaces to hyphens."""
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", heading)  # a link in a heading anchors on its text
+    text = text.strip().lower()
+    kept = "".join(c for c in text if c in " -_" or unicodedata.category(c)[0] in "LN")
+    return kept.replace(" ", "-")
+
+
+def anchors(path: Path) -> set[str]:
+    """The anchors of a Markdown file's headings; a repeated heading gets -1, -2, ... as on GitHub."""
+    seen: dict[str, int] = {}
+    out = set()
+    for line in prose(path.read_text(encoding="utf-8"), code_spans=True).split("\n"):
+        m = re.match(r"^#{1,6}\s+(.*?)\s*#*\s*$", line)
+        if not m:
+            continue
+        base = slug(m.group(1))
+        n = seen.get(base, 0)
+        seen[base] = n + 1
+        out.add(base if n == 0 else f"{base}-{n}")
+    return out
+
+
+def broken_links(path: Path, root: Path) -> list[str]:
+    """Every relative link of one Markdown file that does not resolve, as 'file: target (why)'."""
+    bad = []
+    for target in LINK.findall(prose(path.read_text(encoding="utf-8"))):
+        if re.match(r"^[a-z][a-z0-9+.-]*:", target, re.I):  # http:, https:, mailto:
+            continue
+        file_part, _, anchor = target.partition("#")
+        dest = (path.parent / file_part).resolve() if file_part else path
+        where = f"{path.relative_to(root)}: {target}"
+        if not dest.exists():
+            bad.append(f"{where} (no such file)")
+        elif root.resolve() not in dest.parents and dest != root.resolve():
+            bad.append(f"{where} (outside the repository)")
+        elif anchor and dest.suffix == ".md" and anchor not in anchors(dest):
+            bad.append(f"{where} (no heading with anchor #{anchor} in {dest.name})")
+    return bad
+
+
+def pages(root: Path) -> list[Path]:
+    return [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+
+
+def test_every_relative_link_of_the_readme_and_the_docs_resolves():
+    assert (REPO / "docs").is_dir()
+    bad = [b for p in pages(REPO) for b in broken_links(p, REPO)]
+    assert not bad, "broken links:\n" + "\n".join(bad)
+
+
+def test_every_docs_page_is_linked_from_the_readme():
+    readme = prose((REPO / "README.md").read_text(encoding="utf-8"))
+    linked = {(REPO / t.partition("#")[0]).resolve() for t in LINK.findall(readme)}
+    missing = [p.name for p in sorted((REPO / "docs").glob("*.md")) if p.resolve() not in linked]
+    assert not missing, f"docs pages without a row in the README's Documentation table: {missing}"
+
+
+def test_the_readme_stays_a_front_page():
+    n = len((REPO / "README.md").read_text(encoding="utf-8").splitlines())
+    assert n <= README_MAX_LINES, f"README.md has {n} lines (at most {README_MAX_LINES}): move reference text to docs/"
+
+
+def test_the_checker_finds_a_missing_file_a_missing_anchor_and_ignores_code(tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.md").write_text("# Data sources (`data.source`)\n\n## Signals\n\n## Signals\n")
+    (tmp_path / "README.md").write_text(
+        "[ok](docs/a.md#data-sources-datasource) [ok2](docs/a.md#signals-1) [web](https://example.org/x#y)\n"
+        "[gone](docs/b.md) [bad anchor](docs/a.md#signal) [self](#nothing)\n"
+        "![img](plots/x.png) `[in code](nope.md)`\n```\n[in a fence](nope.md)\n```\n")
+    assert broken_links(tmp_path / "README.md", tmp_path) == [
+        "README.md: docs/b.md (no such file)",
+        "README.md: docs/a.md#signal (no heading with anchor #signal in a.md)",
+        "README.md: #nothing (no heading with anchor #nothing in README.md)",
+        "README.md: plots/x.png (no such file)"]
+
+
+def test_slug_matches_github_anchors():
+    assert slug("Encoders, losses and training (`ecg.*`, `train.*`, `split.*`)") == \
+        "encoders-losses-and-training-ecg-train-split"
+    assert slug("Retrieval: what the model beats") == "retrieval-what-the-model-beats"
+    assert slug("The 0.0 policy (`text.zero_likelihood`)") == "the-00-policy-textzero_likelihood"
