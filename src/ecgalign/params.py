@@ -4,7 +4,7 @@ Each section of params.yaml is one frozen dataclass below; `load()` returns them
 annotation is its type: `str`, `int`, `bool`, `float` (an int or a float), `Literal[...]` (one of these values; the
 choices of ecg.encoder and train.loss are defined here, ENCODERS and LOSSES, and imported by ecgalign.models and
 ecgalign.losses, so that validating params never imports torch) or
-`list[Fold]` (strat_folds). A number's allowed range is the field's metadata, written `between(low, high)` (inclusive;
+`list[Fold]` (strat_folds); `X | None` admits null besides an X (split.pretrain_folds). A number's allowed range is the field's metadata, written `between(low, high)` (inclusive;
 None for open). Unknown keys, missing keys, wrong types, impossible values and duplicate YAML keys raise ParamsError
 naming the dotted key (or the line).
 
