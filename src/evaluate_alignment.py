@@ -13,7 +13,8 @@ protocol, the training folds minus split.pretrain_folds under the disjoint one (
 A supervised control (train.loss = supervised) has no text head: its e_ecg are class logits, so the probes run on
 those (linear_probe_*) and on z_ecg (linear_probe_z_*) as for an aligned model, while every figure that needs the
 shared space (alignment loss, retrieval and its levels, zero-shot, statement directions, the e_ecg mean cosine) is
-null and listed in `not_defined` (fnmatch patterns of the keys) with `not_defined_reason`.
+null and listed in `not_defined` (fnmatch patterns of the keys, space-separated: DVC drops lists and nulls from the
+metrics it reports, so the grid could not see a list) with `not_defined_reason`.
 """
 from __future__ import annotations
 
@@ -76,7 +77,8 @@ NULL_KEYS = ("alignment_loss", "ecg_to_text_r1", "ecg_to_text_r5", "ecg_to_text_
 def not_defined_figures() -> dict:
     """The eval.json entries that say what a supervised control does not have: the contract keys as null, the
     patterns of every undefined key, and why."""
-    return {**{k: None for k in NULL_KEYS}, "not_defined": [*NOT_DEFINED, *(f"baseline_{k}" for k in NOT_DEFINED)],
+    patterns = [*NOT_DEFINED, *(f"baseline_{k}" for k in NOT_DEFINED)]
+    return {**{k: None for k in NULL_KEYS}, "not_defined": " ".join(patterns),
             "not_defined_reason": NOT_DEFINED_REASON}
 
 

@@ -217,7 +217,7 @@ def test_evaluate_says_what_a_supervised_control_has_not(supervised_dir):
         assert m[key] is None, key
     assert not any(k.startswith(("ecg_to_", "report_", "val_ecg_to", "baseline_ecg_to")) and m[k] is not None
                    for k in m)
-    assert "zero_shot_*" in m["not_defined"] and "baseline_ecg_to_*" in m["not_defined"]
+    assert {"zero_shot_*", "baseline_ecg_to_*", "report_*"} <= set(m["not_defined"].split())
     assert "supervised control" in m["not_defined_reason"]
     # what applies: probes on every task and fraction (labels from folds 5-8 only), the untrained baseline, z collapse
     assert m["linear_probe_superdiagnostic_100pct_n_train"] == 32
@@ -275,13 +275,14 @@ def test_grid_shows_a_metric_that_is_not_defined_as_n_a():
         {"config": "aligned", "seed": s, "metrics": {"metrics/eval.json": {"zero_shot_auc_macro": 0.8 + s / 100}}}
         for s in (0, 1)] + [
         {"config": "supervised", "seed": s, "metrics": {"metrics/eval.json": {
-            "zero_shot_auc_macro": None, "not_defined": ["zero_shot_*"], "linear_probe_auc_macro": 0.9}}}
+            "zero_shot_auc_macro": None, "not_defined": "ecg_to_text_r* zero_shot_*", "linear_probe_auc_macro": 0.9}}}
         for s in (0, 1)]}
     metric = {"key": "zero_shot_auc_macro", "label": "zero-shot", "format": ".3f"}
     assert g.cell(results, "supervised", metric) == "n/a"
     assert g.cell(results, "aligned", metric) == "0.805 ± 0.007"
     assert g.cell(results, "supervised", {"key": "linear_probe_auc_macro", "format": ".3f"}) == "0.900 ± 0.000"
-    assert g.cell(results, "supervised", {"key": "ecg_to_text_r1", "format": ".3f"}) == "–"   # absent, not undefined
+    assert g.cell(results, "supervised", {"key": "ecg_to_text_r1", "format": ".3f"}) == "n/a"
+    assert g.cell(results, "supervised", {"key": "ecg_to_report_r1", "format": ".3f"}) == "–"   # absent only
     grid = g.Grid(seeds=[0, 1], seed_params=["train.seed"], configs={"aligned": {}, "supervised": {}},
                   metrics=[metric], claims=[g.Claim("zero-shot beats the control", "aligned", "supervised",
                                                     "zero_shot_auc_macro", "higher")])

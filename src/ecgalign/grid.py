@@ -383,11 +383,12 @@ def metric_value(metrics: dict, key: str):
 
 def not_defined(results: dict, config: str, key: str) -> bool:
     """Whether the metric is not defined for this configuration: its metrics file lists the key among the fnmatch
-    patterns of `not_defined` (the evaluate stage does so for a supervised control's zero-shot and retrieval)."""
+    patterns of `not_defined` (space-separated; the evaluate stage does so for a supervised control's zero-shot and
+    retrieval)."""
     file, _, name = key.rpartition(":") if ":" in key else (DEFAULT_FILE, ":", key)
     for e in results["experiments"]:
         patterns = (e["metrics"].get(file) or {}).get("not_defined") if e["config"] == config else None
-        if isinstance(patterns, list) and any(fnmatch.fnmatchcase(name, str(p)) for p in patterns):
+        if isinstance(patterns, str) and any(fnmatch.fnmatchcase(name, p) for p in patterns.split()):
             return True
     return False
 
