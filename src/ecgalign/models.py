@@ -25,7 +25,7 @@ import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .errors import CheckpointError  # noqa: F401 (re-export: raised here)
+from .errors import CheckpointError  # re-exported, and raised here
 from .params import ENCODERS
 
 MAX_LOGIT_SCALE = math.log(100.0)  # CLIP: 1/temperature is clamped at 100
@@ -142,8 +142,8 @@ class AlignmentModel(nn.Module):
 
     def project_text(self, t):
         if self.text_proj is None:
-            raise ValueError("a supervised model (train.loss = supervised) has no text head: text projections, "
-                             "zero-shot and ECG -> text retrieval are not defined for it")
+            raise CheckpointError("a supervised model (train.loss = supervised) has no text head: text projections, "
+                                  "zero-shot and ECG -> text retrieval are not defined for it; use an aligned model")
         return self.text_proj(t)
 
     def scale(self):
