@@ -1,18 +1,22 @@
 """text_embeddings stage: embed every SCP statement of scp_statements.csv once, then each record's text embedding is
-the confidence-weighted mean of its statements' embeddings (see ecgalign.text for the weighting policy).
+the confidence-weighted mean of its statements' embeddings (see ecgalign.text for the weighting policy); with
+text.source=report it is the embedding of the record's translated free-text report (report_en of data/reports.jsonl,
+each distinct string embedded once), with text.source=both the mean of the two, L2-normalised. The statement
+embeddings are written whatever the source (the zero-shot prompts are built from them).
 
     python src/embed_text.py      (from the repository root; params: the `text` section of params.yaml)
 
 Writes data/text/{statements.jsonl, statement_embeddings.npy, record_embeddings.npy, record_ids.npy, stats.json}
 (record rows aligned with data/reports.jsonl) and metrics/text.json. record_ids.npy (int64) is each record's report
-identity: equal ids <=> identical weighted statements <=> bit-identical record embeddings (training's positives).
+identity: equal ids <=> identical record text of text.source <=> bit-identical record embeddings (training's positives).
 """
 import json
 import time
 
 from ecgalign import atomic, params, ptbxl, text
-from ecgalign.artifacts import (RAW, RECORD_EMBEDDINGS, RECORD_IDS, STATEMENT_EMBEDDINGS, TEXT as OUT,
+from ecgalign.artifacts import (RAW, RECORD_EMBEDDINGS, RECORD_IDS, REPORTS, STATEMENT_EMBEDDINGS, TEXT as OUT,
                                 TEXT_METRICS as METRICS, TEXT_STATEMENTS, TEXT_STATS, load_reports)
+from ecgalign.errors import ArtifactError
 from ecgalign.reports import code_set
 
 
@@ -35,6 +39,15 @@ def main() -> None:
                                        ecg_ids=[r["ecg_id"] for r in records])
     record_emb = text.record_embeddings(W, statement_emb)   # identical weight rows -> bit-identical embeddings
     ids = text.report_ids(W)
+    if p.source != "statements":
+        missing = [r["ecg_id"] for r in records if "report_en" not in r]
+        if missing:
+            raise ArtifactError(f"{REPORTS}: ecg_id {missing[0]} has no report_en (free-text translation), which "
+                                f"text.source={p.source} needs: rerun the reports stage (dvc repro -f reports)")
+        embed = lambda texts: text.embed_texts(texts, tokenizer, model, p.pooling, p.batch_size,  # noqa: E731
+                                               p.max_length, device, desc="embed reports")
+        record_emb, ids, n_empty_reports = text.text_embeddings(p.source, record_emb, ids,
+                                                                [r["report_en"] for r in records], embed)
     seconds = round(time.perf_counter() - t0, 2)
 
     used = int((W > 0).any(axis=0).sum())
@@ -45,7 +58,11 @@ def main() -> None:
                "dim": int(statement_emb.shape[1]), "pooling": p.pooling, "zero_likelihood": p.zero_likelihood,
                "keep_weight": p.keep_weight,
                "n_records": len(records), "n_statements": len(codes), "n_all_zero_records": n_all_zero,
-               "n_code_sets": n_code_sets, "n_report_ids": int(ids.max()) + 1 if len(ids) else 0}
+               "n_code_sets": n_code_sets, "n_report_ids": int(ids.max()) + 1 if len(ids) else 0,
+               "source": p.source}
+    if p.source != "statements":
+        metrics.update(n_distinct_reports=len({r["report_en"] for r in records if r["report_en"]}),
+                       n_empty_reports=n_empty_reports)
     stats = {**metrics, "template": p.template, "max_length": p.max_length, "device": device,
              "n_distinct_texts": len(distinct), "n_statements_used": used, "n_records_without_codes": n_empty}
     with atomic.atomic_dir(OUT) as tmp:
@@ -58,6 +75,9 @@ def main() -> None:
         atomic.save_npy(tmp / RECORD_IDS.name, ids)
         atomic.write_json(tmp / TEXT_STATS.name, stats)
     atomic.write_json(METRICS, metrics)
+    if p.source != "statements":
+        print(f"text_embeddings: text.source={p.source}: {metrics['n_distinct_reports']} distinct translated reports "
+              f"embedded once each ({n_empty_reports} records with an empty report -> zero vector)")
     print(f"text_embeddings: {len(codes)} statements ({len(distinct)} distinct texts, {used} used) embedded by "
           f"{p.model} ({metrics['dim']}-d, {p.pooling} pooling, {device}); {len(records)} records "
           f"(zero_likelihood={p.zero_likelihood}, {n_all_zero} with all-zero weights -> equal weights"

@@ -61,7 +61,8 @@ def load_inputs(data: Path, split) -> SimpleNamespace:
         reports=reports, test=test, train=train, val=val, table=table,
         primary=ev.primary_superclass([reports[i]["scp_codes"] for i in test], diagnostic_class, lb.SUPERCLASSES),
         statement_codes=[s["code"] for s in statements], statement_emb=statement_emb,
-        e_ecg=e_ecg, z_ecg=z_ecg, text=text, signals=signals)
+        e_ecg=e_ecg, z_ecg=z_ecg, text=text, signals=signals,
+        text_source=art.load_text_source(art.under(data, art.TEXT)))
 
 
 # what a supervised control has no value for (fnmatch patterns of eval.json keys, also with the baseline_ prefix)
@@ -184,7 +185,7 @@ def main(data_dir: str | Path = art.DATA, params_path: str | Path = art.PARAMS,
     print(f"evaluate: {len(test)} test records (folds {p.split.test_folds}), {len(train)} train (folds "
           f"{p.split.label_folds}, {p.split.protocol} protocol) and {len(val)} validation records for the probes, "
           f"{model.config['encoder']} {'supervised control' if model.supervised else 'aligned'} model")
-    prep = bm.prepare(inp.reports, inp.table, train, val, test, ep.label_fractions, ep.seed)
+    prep = bm.prepare(inp.reports, inp.table, train, val, test, ep.label_fractions, ep.seed, inp.text_source)
     counts = stats.bootstrap_counts(len(test), ep.bootstrap, ep.seed)
     splits = {"train": train, "val": val, "test": test}
 

@@ -8,9 +8,10 @@ split.pretrain_folds). Fine-tunes the aligned encoder (data/model/model.pt; a su
 train.loss = supervised), the same encoder frozen, and the same architecture from a
 random init, on finetune.task at each finetune.label_fractions and on finetune.outcomes (a CSV ecg_id,time,event or
 ecg_id,label; `synthetic` / `synthetic_null`: the synthetic source's generated outcome, which the signal carries /
-does not carry; '' none). Writes metrics/finetune.json, plots/label_efficiency.png and data/finetune/ (the outcome
-table used and every run's test outputs). A killed run, re-run with the same params, resumes from
-data/finetune_state/last.pt. Library: src/ecgalign/finetune.py, src/ecgalign/outcomes.py.
+does not carry; '' none); each run to early stopping at every lr of finetune.lr_grid, the lr chosen on validation
+(docs/finetune.md). Writes metrics/finetune.json, plots/label_efficiency.png and data/finetune/ (the outcome table
+used, every run's test outputs, runs.json: every run's per-epoch course at every lr). A killed run, re-run with the
+same params, resumes from data/finetune_state/last.pt. Library: src/ecgalign/finetune.py, src/ecgalign/outcomes.py.
 """
 import tempfile
 import time
@@ -69,15 +70,18 @@ def main():
                 tasks.update(ft.outcome_task(outcome, folds, cfg, str(p.finetune.outcomes)))
             pretrained = load_model(MODEL, encoder=p.ecg.encoder)
             print(f"finetune: task {cfg['task']} ({len(classes)} classes: {', '.join(classes)}), fractions "
-                  f"{cfg['label_fractions']}, outcome: {source or 'none'}; {cfg['epochs']} epoch(s) per run")
+                  f"{cfg['label_fractions']}, outcome: {source or 'none'}; lr grid {cfg['lr_grid']}, up to "
+                  f"{cfg['max_epochs']} epoch(s) per run (patience {cfg['patience']})")
             results = ft.run_experiment(signals, pretrained, tasks, cfg, FINETUNE_STATE)
             if rank == 0:
                 np.savez(out / "test_outputs.npz", **{f"{name}__{init}": np.asarray(r["test_out"])
                                                        for name, runs in results.items() for init, r in runs.items()},
                          **{f"{name}__rows": t["test"] for name, t in tasks.items()})
+                write_json(out / "runs.json", ft.run_log(results))
         if rank != 0:
             return
-        metrics = {"finetune_task": cfg["task"], "finetune_classes": classes, "finetune_epochs": cfg["epochs"],
+        metrics = {"finetune_task": cfg["task"], "finetune_classes": classes, "finetune_max_epochs": cfg["max_epochs"],
+                   "finetune_patience": cfg["patience"], "finetune_lr_grid": cfg["lr_grid"],
                    "finetune_world_size": world, "finetune_protocol": p.split.protocol,
                    "finetune_pretrain_objective": "supervised" if pretrained.supervised else "alignment",
                    "finetune_label_folds": p.split.label_folds, "finetune_label_pool_size": int(len(pool)),

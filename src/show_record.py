@@ -1,4 +1,4 @@
-"""Print one record's structured report, the start of its latent text embedding and, once a model is trained, the
+"""Print one record's structured report, its free-text report (original and English translation), the start of its latent text embedding and, once a model is trained, the
 SCP statements nearest to its ECG embedding in the shared space; draw records as ECG printouts, optionally coloured
 by the integrated gradients of a statement's cosine; score every statement's direction on the test folds.
 
@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ecgalign import artifacts as art
+from ecgalign.reports import free_text_lines
 from ecgalign.errors import ArtifactError, MissingArtifactError, ProjectError
 
 
@@ -141,7 +142,7 @@ def main() -> None:
                      args.batch_size, args.dpi)
     else:
         for ecg_id in args.ecg_ids:
-            print(by_id[ecg_id]["report"])
+            print("\n".join([by_id[ecg_id]["report"], *free_text_lines(by_id[ecg_id])]))
             if art.RECORD_EMBEDDINGS.exists():
                 from ecgalign.text import show_latent
                 print(show_latent(ecg_id))

@@ -54,6 +54,20 @@ def test_reports_loader(tmp_path):
         artifacts.load_reports(tmp_path / "none.jsonl")
 
 
+def test_text_source_loader(tmp_path):
+    from ecgalign.artifacts import load_text_source
+    from ecgalign.errors import ArtifactError, MissingArtifactError
+    with pytest.raises(MissingArtifactError, match="stats.json not found: run the text_embeddings stage"):
+        load_text_source(tmp_path)
+    (tmp_path / "stats.json").write_text('{"dim": 4}')
+    assert load_text_source(tmp_path) == "statements"   # written before text.source existed
+    (tmp_path / "stats.json").write_text('{"source": "both"}')
+    assert load_text_source(tmp_path) == "both"
+    (tmp_path / "stats.json").write_text('{"source": "tweets"}')
+    with pytest.raises(ArtifactError, match="source 'tweets' is not one of statements, report, both"):
+        load_text_source(tmp_path)
+
+
 def test_under_moves_an_artifact_to_another_data_folder_and_record_row_finds_a_record(tmp_path):
     assert artifacts.under(tmp_path, artifacts.E_ECG) == tmp_path / "ecg_embeddings" / "e_ecg.npy"
     assert artifacts.under(artifacts.DATA, artifacts.TEXT_STATEMENTS) == artifacts.TEXT_STATEMENTS

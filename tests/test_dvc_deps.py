@@ -52,14 +52,18 @@ def _imports(path: Path) -> set[Path]:
     return found
 
 
+# package data a module reads at run time: a stage importing the module depends on the data file too
+PACKAGE_DATA = {SRC / "ecgalign" / "translate.py": [SRC / "ecgalign" / "data" / "report_glossary.tsv"]}
+
+
 def imported_files(script: Path) -> set[Path]:
-    """Every ecgalign file the script imports, transitively."""
+    """Every ecgalign file the script imports, transitively, and the package data those modules read."""
     seen, todo = set(), [script]
     while todo:
         for file in _imports(todo.pop()) - seen:
             seen.add(file)
             todo.append(file)
-    return seen
+    return seen | {d for f in seen for d in PACKAGE_DATA.get(f, [])}
 
 
 def _script(cmd: str) -> Path:

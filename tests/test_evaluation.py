@@ -225,6 +225,7 @@ def stage_dir(tmp_path_factory):
             f.write(json.dumps({"code": code, "category": category, "description": description,
                                 "text": f"{category}: {description}"}) + "\n")
     np.save(data / "text" / "statement_embeddings.npy", statement_emb)
+    (data / "text" / "stats.json").write_text(json.dumps({"source": "statements"}))   # the text source embedded
     weights = np.array([[PATTERNS[i % len(PATTERNS)].get(c, -1) + 1 for c in codes] for i in range(N_RECORDS)],
                        dtype=np.float32)
     np.save(data / "text" / "record_embeddings.npy", (weights / weights.sum(1, keepdims=True)) @ statement_emb)
@@ -331,3 +332,15 @@ def test_loss_curve_keeps_the_last_row_of_a_resumed_step_and_skips_when_absent(t
     assert plots.read_curve(tmp_path / "absent.tsv") is None
     assert plots.plot_loss({"train": None, "val": None}, tmp_path / "loss.png") is None
     assert not (tmp_path / "loss.png").exists()
+
+
+def test_retrieval_identity_follows_the_text_source():
+    from ecgalign.benchmark import text_keys
+    from ecgalign.errors import ArtifactError
+    reports = [{"scp_codes": {"SR": 0.0, "NORM": 100.0}, "report_en": "sinus rhythm normal ecg"},
+               {"scp_codes": {"NORM": 100.0, "SR": 0.0}, "report_en": "sinus rhythm. normal ecg."},
+               {"scp_codes": {"IMI": 15.0}, "report_en": "sinus rhythm normal ecg"}]
+    groups = {s: ev.group_ids(text_keys(reports, s)).tolist() for s in ("statements", "report", "both")}
+    assert groups == {"statements": [0, 0, 1], "report": [0, 1, 0], "both": [0, 1, 2]}
+    with pytest.raises(ArtifactError, match="has no report_en, which text.source=report needs"):
+        text_keys([{"scp_codes": {"NORM": 100.0}}], "report")

@@ -22,6 +22,7 @@ from ecgalign.outcomes import OutcomeError, Outcomes, c_index, c_index_resamples
 from ecgalign.params import ParamsError, validate
 
 REPO = Path(__file__).resolve().parents[1]
+CPU = torch.device("cpu")
 STATEMENTS = pd.read_csv(io.StringIO(synthetic.STATEMENTS_CSV), index_col=0)
 
 
@@ -49,7 +50,8 @@ def small(records, n: int, step: int = 4):
 
 
 def config(**kw):
-    return {"task": "superdiagnostic", "label_fractions": [1.0], "epochs": 2, "batch_size": 32, "lr": 3e-3,
+    return {"task": "superdiagnostic", "label_fractions": [1.0], "max_epochs": 2, "patience": 2,
+            "min_steps_per_epoch": 1, "head_warmup_epochs": 1, "bn_records": 64, "batch_size": 32, "lr_grid": [3e-3],
             "weight_decay": 0.01, "seed": 0, "device": "cpu", "train_folds": [1, 2, 3, 4, 5, 6, 7, 8],
             "val_folds": [9], "test_folds": [10], **kw}
 
@@ -169,7 +171,8 @@ def test_c_index_follows_the_signal(records, tmp_path, dependence):
     sig, _, folds = small(records, 500, step=2)   # 50 Hz: R peaks stay visible
     ids = list(range(1, len(sig) + 1))
     synthetic.outcomes(ids, dependence=dependence).to_csv(tmp_path / "o.csv", index=False)
-    cfg = config(epochs=4, lr=3e-3, train_folds=[1, 2, 3, 4, 5, 6, 7], val_folds=[8], test_folds=[9, 10])
+    cfg = config(max_epochs=4, patience=4, head_warmup_epochs=0, train_folds=[1, 2, 3, 4, 5, 6, 7], val_folds=[8],
+                 test_folds=[9, 10])
     tasks = ft.outcome_task(read_outcomes(tmp_path / "o.csv", ids), folds, cfg, "o.csv")
     results = ft.run_experiment(sig, tiny_model(sig), tasks, cfg, tmp_path / "state", inits=("aligned",),
                                 log=lambda *a: None)
@@ -187,27 +190,29 @@ def test_c_index_follows_the_signal(records, tmp_path, dependence):
 def test_resumes_exactly_after_a_kill(records, tmp_path):
     sig, codes, folds = small(records, 80)
     y, _, keep = task_labels(codes, STATEMENTS, "superdiagnostic")
-    cfg = config(label_fractions=[1.0])
+    cfg = config(label_fractions=[1.0], lr_grid=[1e-3, 3e-3], max_epochs=2)
     tasks = ft.classification_tasks(y, keep, folds, cfg)
     model = tiny_model(sig)
     quiet = lambda *a: None  # noqa: E731
     full = ft.run_experiment(sig, model, tasks, cfg, tmp_path / "a", log=quiet)
 
     def kill(run, epoch):
-        if run == "f100/random" and epoch == 1:
+        if run == "f100/random/lr0.003" and epoch == 1:
             raise KeyboardInterrupt("killed")
     with pytest.raises(KeyboardInterrupt):
         ft.run_experiment(sig, model, tasks, cfg, tmp_path / "b", hook=kill, log=quiet)
     messages = []
     resumed = ft.run_experiment(sig, model, tasks, cfg, tmp_path / "b", log=messages.append)
-    assert any("resuming from" in m and "2 run(s) done, f100/random after epoch 1" in m for m in messages)
+    assert any("resuming from" in m and "5 run(s) done, f100/random/lr0.003 after epoch 1" in m for m in messages)
     for name in tasks:
         for init in ft.INITS:
             a, b = full[name][init], resumed[name][init]
             assert torch.equal(a["test_out"], b["test_out"]), (name, init)
-            assert [r["val"] for r in a["history"]] == [r["val"] for r in b["history"]]
+            course = lambda r: {lr: [{k: v for k, v in e.items() if k != "seconds"} for e in run["history"]]  # noqa
+                                for lr, run in r["by_lr"].items()}
+            assert a["lr"] == b["lr"] and course(a) == course(b) and len(course(a)) == 2
     messages = []   # other params: the state is ignored
-    ft.run_experiment(sig, model, tasks, {**cfg, "epochs": 1}, tmp_path / "b", log=messages.append)
+    ft.run_experiment(sig, model, tasks, {**cfg, "max_epochs": 1}, tmp_path / "b", log=messages.append)
     assert any("belongs to other params or inputs" in m for m in messages)
 
 
@@ -231,7 +236,8 @@ def test_stage_under_two_process_ddp(records, tmp_path):
     params["ecg"]["encoder"] = "cnn1d"
     params["data"]["source"] = "synthetic"
     params["train"]["device"] = "cpu"
-    params["finetune"].update(epochs=1, batch_size=32, label_fractions=[0.5, 1.0], outcomes="synthetic")
+    params["finetune"].update(max_epochs=2, min_steps_per_epoch=2, batch_size=32, lr_grid=[0.001],
+                              label_fractions=[0.5, 1.0], outcomes="synthetic")
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
@@ -244,7 +250,8 @@ def test_stage_under_two_process_ddp(records, tmp_path):
         for tag in ("f50", "f100"):
             k = f"finetune_{init}_{tag}_auc_macro"
             assert m[k + "_ci_low"] <= m[k] <= m[k + "_ci_high"]
-        assert 0 <= m[f"outcome_{init}_c_index"] <= 1 and m[f"outcome_{init}_best_epoch"] == 1
+        assert 0 <= m[f"outcome_{init}_c_index"] <= 1 and m[f"outcome_{init}_best_epoch"] in (1, 2)
+        assert m[f"outcome_{init}_stopped_epoch"] == 2 and m[f"finetune_{init}_f50_lr"] == 0.001
     assert m["finetune_gain_f100_auc_macro"] == pytest.approx(m["finetune_aligned_f100_auc_macro"]
                                                               - m["finetune_random_f100_auc_macro"], abs=2e-4)
     assert (tmp_path / "plots/label_efficiency.png").read_bytes()[:4] == b"\x89PNG"
@@ -253,3 +260,152 @@ def test_stage_under_two_process_ddp(records, tmp_path):
     outputs = np.load(tmp_path / "data/finetune/test_outputs.npz")
     assert outputs["outcome__aligned"].shape == (len(outputs["outcome__rows"]), 1)
     assert "gain of pretraining" in run.stdout
+
+
+# --- the protocol: epochs of enough steps, early stopping, lr chosen on validation, BatchNorm, warm-up, seeds -------
+
+def test_epoch_batches_make_enough_steps():
+    tiny = ft.epoch_batches(16, 64, 20, seed=0, epoch=1)
+    assert len(tiny) == 20 and all(sorted(b.tolist()) == list(range(16)) for b in tiny)   # 20 passes, one batch each
+    assert [len(b) for b in ft.epoch_batches(160, 64, 20, 0, 1)] == [64] * 20        # 10 passes of 2 full batches
+    assert [len(b) for b in ft.epoch_batches(1600, 64, 20, 0, 1)] == [64] * 25       # one pass is enough
+    assert all(np.array_equal(a, b) for a, b in zip(ft.epoch_batches(160, 64, 20, 0, 1),
+                                                    ft.epoch_batches(160, 64, 20, 0, 1)))
+    assert not np.array_equal(ft.epoch_batches(160, 64, 1, 0, 1)[0], ft.epoch_batches(160, 64, 1, 0, 2)[0])
+    ranks = [ft.epoch_batches(8, 4, 1, 0, 1, rank=r, world=2) for r in (0, 1)]        # DistributedSampler-like split
+    assert [len(b) for b in ranks[0]] == [2, 2] and np.array_equal(
+        np.sort(np.concatenate(ranks[0] + ranks[1])), np.arange(8))
+
+
+def test_stopping_rule():
+    h = lambda *vals: [{"epoch": i + 1, "val": v} for i, v in enumerate(vals)]  # noqa: E731
+    assert not ft.stopped(h(), 2, 10) and not ft.stopped(h(0.5, 0.7, 0.6), 2, 10)
+    assert ft.stopped(h(0.5, 0.7, 0.6, 0.7), 2, 10)              # an equal value is no improvement
+    assert not ft.stopped(h(0.5, 0.7, 0.6, 0.71), 2, 10)
+    assert ft.stopped(h(0.5, 0.6, 0.7), 2, 3)                     # max_epochs
+    assert ft.best_record(h(np.nan, 0.6, 0.6))["epoch"] == 2
+
+
+def features_task(n=240, dim=8, seed=0, noisy_val=False):
+    """Features that carry a binary label linearly (a frozen-style Linear net learns it), folds 1-8 / 9 / 10; with
+    noisy_val the validation labels are coin flips, so the validation figure stops improving."""
+    g = np.random.default_rng(seed)
+    x = g.normal(size=(n, dim)).astype(np.float32)
+    y = (x[:, :1] + 0.5 * g.normal(size=(n, 1)) > 0).astype(np.float32)
+    folds = np.arange(n) % 10 + 1
+    if noisy_val:
+        y[folds == 9] = (g.random(((folds == 9).sum(), 1)) < 0.5)
+    return x, y, folds
+
+
+def test_early_stopping_stops_and_keeps_the_best_weights():
+    x, y, folds = features_task(noisy_val=True)
+    train, val = np.flatnonzero(folds <= 8), np.flatnonzero(folds == 9)
+    cfg = config(max_epochs=60, patience=3, min_steps_per_epoch=2)
+    torch.manual_seed(0)
+    net = torch.nn.Linear(8, 1)
+    out = ft.fit(net, x, y, train, val, "bce", cfg, 0.05, CPU, None, lambda s: None, None,
+                 lambda *a: None)
+    vals = [r["val"] for r in out["history"]]
+    assert out["stopped_epoch"] == out["best_epoch"] + 3 < 60 and len(vals) == out["stopped_epoch"]
+    assert max(vals[out["best_epoch"]:]) <= vals[out["best_epoch"] - 1] == out["val"]
+    net.load_state_dict(out["best_state"])
+    assert ft.score("bce", y[val], ft.predict(net, x, val, 256, CPU)) == out["val"]
+
+
+def test_lr_is_chosen_on_validation_not_test(records, tmp_path):
+    """Validation labels are the test task's labels flipped: the lr that learns the task scores worse on
+    validation, so the lr chosen on validation is the one with the lower test figure, and that is what is reported."""
+    x, y, folds = features_task(n=400)
+    y[folds == 9] = 1 - y[folds == 9]
+    t = {"kind": "bce", "target": y, "prefix": "finetune", "tag": "f100", "metric": "auc_macro",
+         "train": np.flatnonzero(folds <= 8), "val": np.flatnonzero(folds == 9), "test": np.flatnonzero(folds == 10)}
+    cfg = config(lr_grid=[1e-5, 0.05], max_epochs=4, patience=4, min_steps_per_epoch=3)
+    by_lr = {}
+    for lr in cfg["lr_grid"]:
+        torch.manual_seed(0)
+        net = torch.nn.Linear(8, 1)
+        torch.nn.init.normal_(net.weight, std=0.01)   # a nonzero start so that the small lr stays near a bad model
+        out = ft.fit(net, x, y, t["train"], t["val"], "bce", cfg, lr, CPU, None, lambda s: None,
+                     None, lambda *a: None)
+        net.load_state_dict(out["best_state"])
+        by_lr[lr] = {**out, "test_out": ft.predict(net, x, t["test"], 256, CPU)}
+    test = {lr: ft.score("bce", y[t["test"]], r["test_out"]) for lr, r in by_lr.items()}
+    chosen = ft.choose_lr(by_lr)
+    assert chosen == 1e-5 and by_lr[1e-5]["val"] > by_lr[0.05]["val"] and test[1e-5] < test[0.05]
+    results = {"f100": {i: {**by_lr[chosen], "lr": chosen} for i in ft.INITS}}
+    m = ft.summarise(results, {"f100": t}, n_boot=20)
+    assert m["finetune_aligned_f100_auc_macro"] == round(test[1e-5], 4) and m["finetune_aligned_f100_lr"] == 1e-5
+
+
+def test_bn_is_re_estimated_on_the_training_rows(records):
+    """A random-init encoder whose running statistics are still those of the init (mean 0, var 1): evaluated as
+    is, its outputs are far from what the same weights give with the training records' statistics; after
+    recalibrate_bn the eval-mode output equals the train-mode output on those records (one batch)."""
+    sig, _, _ = small(records, 64)
+    net = ft.make_net("random", tiny_model(sig), 5, 0)
+    torch.nn.init.normal_(net.head.weight)
+    rows = np.arange(0, 64, 2)
+    x = torch.from_numpy(sig[rows])
+    net.train()
+    with torch.no_grad():
+        reference = net(x)        # batch statistics (this forward moves the running stats by one momentum step)
+    net.apply(lambda m: m.reset_running_stats() if isinstance(m, torch.nn.BatchNorm1d) else None)
+    before = ft.predict(net, sig, rows, 256, CPU)
+    ft.recalibrate_bn(net, sig, rows, CPU)
+    after = ft.predict(net, sig, rows, 256, CPU)
+    assert np.abs(before - reference.numpy()).max() > 0.1
+    np.testing.assert_allclose(after, reference.numpy(), rtol=0.02, atol=0.01)   # unbiased vs biased variance
+    assert ft.bn_rows(np.arange(100), 200, 0).tolist() == list(range(100))
+    picked = ft.bn_rows(np.arange(100, 200), 10, 0)
+    assert len(picked) == 10 and np.array_equal(picked, np.sort(picked)) and np.array_equal(picked, ft.bn_rows(
+        np.arange(100, 200), 10, 0)) and set(picked) <= set(range(100, 200))
+
+
+def test_head_warmup_trains_the_head_alone_first(records, tmp_path):
+    sig, codes, folds = small(records, 80)
+    y, _, keep = task_labels(codes, STATEMENTS, "superdiagnostic")
+    cfg = config(max_epochs=2, patience=2, head_warmup_epochs=1, bn_records=0)
+    t = ft.classification_tasks(y, keep, folds, cfg)["f100"]
+    net = ft.make_net("aligned", tiny_model(sig), y.shape[1], 0)
+    encoder0 = {k: v.clone() for k, v in net.base.state_dict().items() if "running" not in k and "tracked" not in k}
+    snapshots = []
+    ft.fit(net, sig, y, t["train"], t["val"], "bce", cfg, 1e-2, CPU, None, lambda s: None,
+           lambda epoch: snapshots.append({k: v.clone() for k, v in net.state_dict().items()}), lambda *a: None)
+    after1, after2 = snapshots
+    assert all(torch.equal(after1["base." + k], v) for k, v in encoder0.items())   # epoch 1: encoder untouched
+    assert after1["head.weight"].abs().sum() > 0                                     # ... head trained
+    conv = "base.encoder.features.0.0.weight"
+    assert not torch.equal(after2[conv], after1[conv])                               # epoch 2: encoder trained
+
+
+def test_same_seed_same_metrics_other_seed_other_subsample(records, tmp_path):
+    sig, codes, folds = small(records, 120)
+    y, _, keep = task_labels(codes, STATEMENTS, "superdiagnostic")
+    model = tiny_model(sig)
+
+    def run(seed, state):
+        cfg = config(label_fractions=[0.25], seed=seed, lr_grid=[1e-3, 1e-2])
+        tasks = ft.classification_tasks(y, keep, folds, cfg)
+        results = ft.run_experiment(sig, model, tasks, cfg, tmp_path / state, log=lambda *a: None)
+        return tasks["f25"]["train"], ft.summarise(results, tasks, n_boot=50, seed=seed)
+
+    pool_a = ft.label_pool(folds, np.flatnonzero(keep), config())
+    rows_a, a = run(0, "a")
+    rows_b, b = run(0, "b")
+    rows_c, c = run(1, "c")
+    assert np.array_equal(rows_a, rows_b) and a == b and np.isin(rows_a, pool_a).all()
+    assert not np.array_equal(rows_a, rows_c) and a != c
+    assert len(rows_a) == len(rows_c) and {"finetune_random_f25_lr", "finetune_random_f25_stopped_epoch",
+                                           "finetune_random_f25_val_auc_macro"} <= set(a)
+
+
+def test_params_renamed_keys_say_what_to_write():
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["finetune"]["epochs"] = 4
+    with pytest.raises(ParamsError, match=r"finetune.epochs was renamed: write finetune.max_epochs"):
+        validate(raw)
+    del raw["finetune"]["epochs"]
+    raw["finetune"]["lr"] = 0.001
+    with pytest.raises(ParamsError, match=r"finetune.lr was renamed: write finetune.lr_grid, a list"):
+        validate(raw)

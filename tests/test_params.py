@@ -35,6 +35,7 @@ def _with(section, key, value):
     ("data", "source", "s3", "data.source = 's3' is not one of synthetic, local, physionet"),
     ("ecg", "encoder", "resnet9000", "ecg.encoder = 'resnet9000' is not one of cnn1d, xresnet1d"),
     ("train", "loss", "mse", "train.loss = 'mse' is not one of cosine, infonce, cosine+infonce"),
+    ("text", "source", "tweets", "text.source = 'tweets' is not one of statements, report, both"),
     ("split", "test_folds", [11], "split.test_folds has [11]; strat_fold values are 1-10"),
     ("split", "test_folds", [], "split.test_folds must name at least one fold"),
     ("split", "val_folds", [8], "split.train_folds and split.val_folds share fold(s) [8]"),

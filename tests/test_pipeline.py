@@ -40,9 +40,16 @@ def test_dvc_repro_writes_every_artifact(repo):
         assert (root / f"plots/{png}.png").stat().st_size > 1000
     # nothing changed: a second repro does no work
     assert "Data and pipelines are up to date" in run(["dvc", "repro"], root, env)
-    # the record command prints the report, the latent text embedding and the nearest statements
+    # the synthetic free text is English: it passes through the translator unchanged, no word unknown
+    assert all(r["report_en"] == r["report_de"] != "" for r in reports)
+    free = json.loads((root / "metrics/reports.json").read_text())["free_text"]
+    assert free["share_unknown"] == 0.0 and free["share_english"] == 1.0
+    # the record command prints the report, its free text (original, English), the latent text embedding and the
+    # nearest statements
     shown = run([sys.executable, "src/show_record.py", "1"], root, env)
-    assert shown.startswith(reports[0]["report"] + "\nLatent text code embedding: tensor([")
+    assert shown.startswith(f"{reports[0]['report']}\nFree-text report (original): {reports[0]['report_de']}\n"
+                            f"Free-text report (English):  {reports[0]['report_en']}\n"
+                            f"Latent text code embedding: tensor([")
 
 
 def test_experiment_with_another_loss_shows_in_metrics_diff(repo):

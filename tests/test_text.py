@@ -161,10 +161,12 @@ def test_statement_texts(statements):
 
 # the stage, end to end --------------------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def stage(tmp_path_factory, tiny_text_model):
-    """src/embed_text.py run in a temp dir on 6 hand-written reports with the tiny model; returns (dir, reports)."""
-    root = tmp_path_factory.mktemp("text-stage")
+SCP = [{"NORM": 100.0, "LVOLT": 0.0, "SR": 0.0}, {"IMI": 15.0, "SR": 0.0}, {"AFIB": 0.0},
+       {"SR": 0.0, "LVOLT": 0.0, "NORM": 100.0}, {"IMI": 50.0, "NORM": 50.0}, {"IMI": 15.0, "SR": 0.0}]
+
+
+def run_text_stage(root, tiny_text_model, reports, **text_params):
+    """src/embed_text.py run in `root` on `reports` (dicts) with the tiny model and these text params; its stdout."""
     (root / "data" / "raw").mkdir(parents=True)
     rows = ["NORM,Normal/abnormal,normal ECG,1.0,,,NORM",
             "IMI,Myocardial Infarction,inferior myocardial infarction,1.0,,,MI",
@@ -174,17 +176,23 @@ def stage(tmp_path_factory, tiny_text_model):
     (root / "data/raw/scp_statements.csv").write_text(
         ",Statement Category,SCP-ECG Statement Description,diagnostic,form,rhythm,diagnostic_class\n"
         + "\n".join(rows) + "\n")
-    scp = [{"NORM": 100.0, "LVOLT": 0.0, "SR": 0.0}, {"IMI": 15.0, "SR": 0.0}, {"AFIB": 0.0},
-           {"SR": 0.0, "LVOLT": 0.0, "NORM": 100.0}, {"IMI": 50.0, "NORM": 50.0}, {"IMI": 15.0, "SR": 0.0}]
-    reports = [{"ecg_id": 10 + i, "strat_fold": 1 + i, "scp_codes": c, "report": "..."} for i, c in enumerate(scp)]
     (root / "data/reports.jsonl").write_text("".join(json.dumps(r) + "\n" for r in reports))
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["text"].update(model=str(tiny_text_model), zero_likelihood="drop", device="cpu")
+    params["text"].update(model=str(tiny_text_model), zero_likelihood="drop", device="cpu", **text_params)
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     out = subprocess.run([sys.executable, str(REPO / "src" / "embed_text.py")], cwd=root, capture_output=True,
                          text=True, timeout=300, env=dict(os.environ, HF_HUB_OFFLINE="1"))
     assert out.returncode == 0, out.stderr[-3000:]
-    assert "5 statements" in out.stdout and "1 with all-zero weights" in out.stdout
+    return out.stdout
+
+
+@pytest.fixture(scope="module")
+def stage(tmp_path_factory, tiny_text_model):
+    """src/embed_text.py run in a temp dir on 6 hand-written reports with the tiny model; returns (dir, reports)."""
+    root = tmp_path_factory.mktemp("text-stage")
+    reports = [{"ecg_id": 10 + i, "strat_fold": 1 + i, "scp_codes": c, "report": "..."} for i, c in enumerate(SCP)]
+    out = run_text_stage(root, tiny_text_model, reports)
+    assert "5 statements" in out and "1 with all-zero weights" in out
     return root, reports
 
 
@@ -310,3 +318,75 @@ def test_model_version_names_no_machine_path(tmp_path, tiny_text_model):
     shutil.copytree(tiny_text_model, copy)
     # the same model in another folder: the same hash (the folder's name is shown where the config names no origin)
     assert text.model_version(str(copy), copy).split("sha256")[1] == version.split("sha256")[1]
+
+
+# text.source: the translated free-text reports ---------------------------------------------------------------------
+
+# records 0 and 3 share a report and a code set; 1 and 5 share a code set but not a report; 2 has no free text;
+# 4 shares record 0's report with another code set
+FREE = ["sinus rhythm normal ecg", "sinus rhythm inferior myocardial infarction", "",
+        "sinus rhythm normal ecg", "sinus rhythm normal ecg", "atrial fibrillation inferior myocardial infarction"]
+
+
+@pytest.fixture(scope="module", params=["report", "both"])
+def source_stage(request, tmp_path_factory, tiny_text_model):
+    """The stage run with text.source=report / both; returns (source, dir, reports, stdout)."""
+    root = tmp_path_factory.mktemp(f"text-{request.param}")
+    reports = [{"ecg_id": 10 + i, "strat_fold": 1 + i, "scp_codes": c, "report": "...", "report_de": "x",
+                "report_en": t} for i, (c, t) in enumerate(zip(SCP, FREE))]
+    out = run_text_stage(root, tiny_text_model, reports, source=request.param)
+    return request.param, root, reports, out
+
+
+def test_report_source_embeds_each_distinct_report_once(source_stage, stage, tiny):
+    source, root, reports, out = source_stage
+    R = np.load(root / "data/text/record_embeddings.npy")
+    ids = np.load(root / "data/text/record_ids.npy")
+    m = json.loads((root / "metrics/text.json").read_text())
+    assert (m["source"], m["n_distinct_reports"], m["n_empty_reports"]) == (source, 3, 1)
+    assert f"text.source={source}: 3 distinct translated reports embedded once each (1 records with an empty " \
+           f"report -> zero vector)" in out
+    # the statement embeddings are the same as under text.source=statements: the prompts do not change
+    np.testing.assert_array_equal(np.load(root / "data/text/statement_embeddings.npy"),
+                                  np.load(stage[0] / "data/text/statement_embeddings.npy"))
+    rep = text.embed_texts(FREE[:2] + FREE[5:], *tiny)
+    expected_rep = np.stack([rep[0], rep[1], np.zeros_like(rep[0]), rep[0], rep[0], rep[2]])
+    if source == "report":
+        np.testing.assert_allclose(R, expected_rep, atol=1e-5)
+        # identities: the distinct strings in sorted order ("" first)
+        assert ids.tolist() == [3, 2, 0, 3, 3, 1]
+    else:
+        S = np.load(stage[0] / "data/text/record_embeddings.npy")
+        unit = lambda x: x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-30)  # noqa: E731
+        np.testing.assert_allclose(R, (unit(S) + unit(expected_rep)) / 2, atol=1e-5)
+        # both: the pair (statement text, report): 0 and 3 share both, 1 and 5 only the codes, 4 only the report
+        assert ids[0] == ids[3] and len(set(ids.tolist())) == 5
+    assert m["n_report_ids"] == len(set(ids.tolist()))
+    # equal ids <=> bit-identical embeddings (training's positives)
+    for i in range(6):
+        for j in range(6):
+            assert (ids[i] == ids[j]) == np.array_equal(R[i], R[j]), (i, j)
+
+
+def test_report_source_needs_the_translation(tmp_path, tiny_text_model):
+    reports = [{"ecg_id": 1, "strat_fold": 1, "scp_codes": {"NORM": 100.0}, "report": "..."}]
+    with pytest.raises(AssertionError, match=r"error: data/reports.jsonl: ecg_id 1 has no report_en"):
+        run_text_stage(tmp_path, tiny_text_model, reports, source="report")
+
+
+def test_text_embeddings_rules():
+    S = np.array([[3.0, 4.0], [0.0, 2.0]], dtype=np.float32)
+    ids = np.array([0, 1])
+    emb = {"a": np.array([1.0, 0.0]), "b": np.array([0.0, 5.0])}
+    embed = lambda texts: np.stack([emb[t] for t in texts]).astype(np.float32)  # noqa: E731
+    R, got, n_empty = text.text_embeddings("statements", S, ids, ["a", "b"], embed)
+    assert R is S and got is ids and n_empty == 0
+    R, got, n_empty = text.text_embeddings("report", S, ids, ["b", ""], embed)
+    assert R.tolist() == [[0.0, 5.0], [0.0, 0.0]] and got.tolist() == [1, 0] and n_empty == 1
+    R, got, _ = text.text_embeddings("both", S, ids, ["a", "a"], embed)
+    np.testing.assert_allclose(R, [[0.8, 0.4], [0.5, 0.5]])
+    assert got.tolist() == [0, 1]
+    with pytest.raises(ValueError, match="every record's report_en is empty"):
+        text.text_embeddings("report", S, ids, ["", ""], embed)
+    with pytest.raises(ValueError, match="text.source='x' is not one of"):
+        text.text_embeddings("x", S, ids, ["a", "b"], embed)

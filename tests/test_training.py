@@ -1,6 +1,7 @@
 """The training loop: schedule, determinism, resume, learning, the stage scripts under 2-process DDP."""
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ import torch
 import yaml
 
 from ecgalign import training
-from ecgalign.training import check_ids, lr_factor, split_rows, text_ids, train
+from ecgalign.training import check_ids, lr_factor, split_rows, stop_reason, text_ids, train
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -106,6 +107,97 @@ def test_deterministic_and_resumes_exactly(tmp_path):
     messages = []
     train(sig, text, folds, config(epochs=1), tmp_path / "d", tmp_path / "state_c", None, log=messages.append)
     assert any("belongs to other params or inputs" in m and "starting fresh" in m for m in messages)
+
+
+def test_stop_reason():
+    hist = [{"epoch": 0, "val/objective": 9.0}] + [{"epoch": e, "val/objective": v}
+                                                   for e, v in enumerate([3.0, 2.0, 2.5, 2.0, 2.1], 1)]
+    assert stop_reason(hist, 0) is None and stop_reason(hist[:1], 1) is None
+    assert stop_reason(hist[:3], 1) is None                 # epoch 2 improved
+    assert stop_reason(hist[:4], 1) == ("the validation objective has not improved for 1 epoch(s) (train.patience = "
+                                        "1): best 2.0000 at epoch 2")
+    assert stop_reason(hist[:5], 3) is None                 # a tie is no improvement, but 2 epochs < 3
+    assert stop_reason(hist, 3).endswith("improved for 3 epoch(s) (train.patience = 3): best 2.0000 at epoch 2")
+
+
+def test_early_stopping_and_resume_after_the_decision(tmp_path):
+    """patience 2 stops the toy run at epoch 6 of 8 (best 4); the first 6 epochs are those of the full run (the
+    schedule is defined by train.epochs); a run killed after epoch 6 was checkpointed, before the stop was decided,
+    resumes into the same stop: no 7th epoch, the same weights, metrics and curves."""
+    sig, text, folds = make_data()
+    messages, live = [], Recorder()
+    ma = train(sig, text, folds, config(epochs=8, patience=2), tmp_path / "a", tmp_path / "sa", live,
+               log=messages.append)
+    assert (ma["best_epoch"], ma["epochs_run"], ma["stopped_epoch"], ma["epochs"]) == (4, 6, 6, 8)
+    assert re.fullmatch(r"early stop after epoch 6/8: the validation objective has not improved for 2 epoch\(s\) "
+                        r"\(train.patience = 2\): best \d\.\d{4} at epoch 4; the weights of epoch 4 are kept",
+                        messages[-1])
+    assert [s for s, _ in live.logged["train/objective"]] == [1, 2, 3, 4, 5, 6]
+    assert ma["val_objective"] == live.logged["val/objective"][4][1] < live.logged["val/objective"][6][1]
+    assert torch.load(tmp_path / "a/model.pt", weights_only=True)["epoch"] == 4
+
+    full = Recorder()
+    m0 = train(sig, text, folds, config(epochs=8, patience=0), tmp_path / "full", tmp_path / "sfull", full,
+               log=lambda *a: None)
+    assert (m0["epochs_run"], m0["stopped_epoch"]) == (8, 0)
+    assert {k: v[:7] for k, v in full.logged.items() if k.startswith("val/")} == \
+        {k: v for k, v in live.logged.items() if k.startswith("val/")}
+
+    with pytest.raises(KeyboardInterrupt):
+        train(sig, text, folds, config(epochs=8, patience=2), tmp_path / "c", tmp_path / "sc", Recorder(kill_at=6),
+              log=lambda *a: None)
+    messages, live_c = [], Recorder()
+    mc = train(sig, text, folds, config(epochs=8, patience=2), tmp_path / "c", tmp_path / "sc", live_c,
+               log=messages.append)
+    assert "resuming from" in messages[0] and "6 epoch(s) done" in messages[0]
+    assert not any(m.startswith("epoch 7/") for m in messages) and messages[-1].startswith("early stop after epoch 6/8")
+    assert_same_weights(state_dict(tmp_path / "a/model.pt"), state_dict(tmp_path / "c/model.pt"))
+    ma.pop("train_seconds"), mc.pop("train_seconds")
+    assert mc == ma and live_c.logged == live.logged
+
+
+def test_augmentations_touch_training_batches_only_and_resume(tmp_path, monkeypatch):
+    """All five on: called on each training batch and nothing else (not the validation); a killed and resumed run
+    ends with the weights of an uninterrupted one (the generator is re-seeded per epoch)."""
+    from ecgalign import augment as augmentations
+    seen = []
+    real = augmentations.augment
+
+    def spy(x, *a, **k):
+        seen.append(tuple(x.shape))
+        return real(x, *a, **k)
+
+    monkeypatch.setattr(augmentations, "augment", spy)
+    aug = {"crop": 0.2, "scale": 0.2, "noise": 0.05, "wander": 0.1, "lead_dropout": 0.1}
+    sig, text, folds = make_data()
+    off, on = Recorder(), Recorder()
+    train(sig, text, folds, config(), tmp_path / "off", tmp_path / "soff", off, log=lambda *a: None)
+    assert seen == []
+    train(sig, text, folds, config(augment=aug), tmp_path / "on", tmp_path / "son", on, log=lambda *a: None)
+    assert seen == [(16, 12, 1000)] * 6                        # 3 training batches of 16 a epoch, 2 epochs
+    assert on.logged["val/objective"][0] == off.logged["val/objective"][0]
+    assert on.logged["train/objective"][0] != off.logged["train/objective"][0]
+    with pytest.raises(KeyboardInterrupt):
+        train(sig, text, folds, config(augment=aug), tmp_path / "c", tmp_path / "sc", Recorder(kill_at=1),
+              log=lambda *a: None)
+    resumed = Recorder()
+    train(sig, text, folds, config(augment=aug), tmp_path / "c", tmp_path / "sc", resumed, log=lambda *a: None)
+    assert_same_weights(state_dict(tmp_path / "on/model.pt"), state_dict(tmp_path / "c/model.pt"))
+    assert resumed.logged == on.logged
+
+
+def test_omp_wait_policy_changes_no_bit(tmp_path):
+    """src/train_alignment.py sets OMP_WAIT_POLICY=PASSIVE (idle OpenMP threads sleep instead of spinning: several
+    times faster steps on shared cores). It changes how idle threads wait, not how work is split: 2 threads train
+    bit-identical weights under PASSIVE and ACTIVE (each in a fresh process: the policy is read when torch loads)."""
+    assert 'os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")' in (REPO / "src/train_alignment.py").read_text()
+    code = ("import sys; sys.path[:0] = [sys.argv[1], sys.argv[2]]; from test_training import make_data, config; "
+            "from ecgalign.training import train; sig, text, folds = make_data(n=48); "
+            "train(sig, text, folds, config(threads=2), sys.argv[3], sys.argv[3], log=lambda *a: None)")
+    for policy in ("PASSIVE", "ACTIVE"):
+        subprocess.run([sys.executable, "-c", code, str(REPO / "src"), str(REPO / "tests"), str(tmp_path / policy)],
+                       env={**os.environ, "OMP_WAIT_POLICY": policy}, check=True, timeout=300)
+    assert_same_weights(state_dict(tmp_path / "PASSIVE/model.pt"), state_dict(tmp_path / "ACTIVE/model.pt"))
 
 
 @pytest.mark.parametrize("loss", ["infonce", "cosine"])

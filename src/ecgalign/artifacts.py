@@ -131,6 +131,20 @@ def load_statements(folder: str | Path = TEXT) -> tuple[list[dict], np.ndarray]:
     return statements, emb
 
 
+def load_text_source(folder: str | Path = TEXT) -> str:
+    """text.source the text_embeddings stage embedded the records with (data/text/stats.json's "source"):
+    statements | report | both; "statements" for artifacts written before the field existed."""
+    path = require(Path(folder) / TEXT_STATS.name, "text_embeddings")
+    try:
+        source = json.loads(path.read_text(encoding="utf-8")).get("source", "statements")
+    except ValueError as e:
+        raise ArtifactError(f"{path}: not JSON ({e}); rerun the text_embeddings stage") from None
+    if source not in ("statements", "report", "both"):
+        raise ArtifactError(f"{path}: source {source!r} is not one of statements, report, both; rerun the "
+                            f"text_embeddings stage")
+    return source
+
+
 def load_signals(folder: str | Path = SIGNALS, n_records: int | None = None,
                  reports: str | Path = REPORTS) -> tuple[np.memmap, dict]:
     """data/signals: the array (records, 12, T) float32, memory-mapped read-only, and its stats dict (mean/std per

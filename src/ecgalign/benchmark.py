@@ -15,6 +15,8 @@ from . import evaluation as ev
 from . import labels as lb
 from . import probe as pr
 from . import stats
+from .artifacts import REPORTS
+from .errors import ArtifactError
 from .reports import code_set
 
 KS = (1, 5, 10)
@@ -26,11 +28,28 @@ def fraction_key(fraction: float) -> str:
     return f"{fraction * 100:g}pct".replace(".", "p")
 
 
-def prepare(reports: list[dict], statements, train, val, test, fractions, seed: int) -> SimpleNamespace:
+def text_keys(reports: list[dict], source: str = "statements") -> list:
+    """Each record's text identity under text.source, for the exact retrieval notion (a hit = a retrieved record
+    whose text is identical to the query's, the gallery = the distinct texts): the canonical code set for
+    statements, the translated free-text report for report, the pair of both for both."""
+    if source == "statements":
+        return [code_set(r["scp_codes"]) for r in reports]
+    if source not in ("report", "both"):
+        raise ValueError(f"text.source={source!r} is not one of statements, report, both")
+    if any("report_en" not in r for r in reports):
+        raise ArtifactError(f"{REPORTS} has no report_en, which text.source={source} needs: rerun the "
+                            f"reports stage (dvc repro -f reports)")
+    if source == "report":
+        return [r["report_en"] for r in reports]
+    return [(code_set(r["scp_codes"]), r["report_en"]) for r in reports]
+
+
+def prepare(reports: list[dict], statements, train, val, test, fractions, seed: int,
+            source: str = "statements") -> SimpleNamespace:
     """Everything the figures need that does not depend on a model: per task (Y, classes, keep), the prompt
     statements of each class, the label-fraction subsamples of the training rows (seeded, the same for every
-    model), and per record its report identities (exact canonical code set, codes without likelihoods,
-    superclass set) and multi-hot codes (for Jaccard relevance)."""
+    model), and per record its report identities (exact: the record's text under text.source, see text_keys;
+    codes without likelihoods; superclass set) and multi-hot codes (for Jaccard relevance)."""
     scp = [r["scp_codes"] for r in reports]
     tasks, class_codes, subsamples = {}, {}, {}
     for t, task in enumerate(lb.TASKS):
@@ -43,7 +62,7 @@ def prepare(reports: list[dict], statements, train, val, test, fractions, seed: 
             subsamples[task, f] = pool[rows]
     sup = tasks["superdiagnostic"]
     super_sets = [" ".join(c for c, v in zip(sup.classes, row) if v) for row in sup.y]
-    groups = {"exact": ev.group_ids([code_set(c) for c in scp]),
+    groups = {"exact": ev.group_ids(text_keys(reports, source)),
               "codes": ev.group_ids([code_set(c, likelihoods=False) for c in scp]),
               "super": ev.group_ids(super_sets)}
     codes, _ = ev.multi_hot([list(c) for c in scp])
@@ -80,7 +99,7 @@ def retrieval_levels(prep: SimpleNamespace, rows, n_random: int, seed: int) -> d
 def retrieval(prep: SimpleNamespace, rows, e_ecg, e_text, counts=None, n_shuffles: int = 5, seed: int = 0,
               prefix: str = "") -> dict:
     """Retrieval figures of one model on `rows` (e_ecg, e_text row-aligned with rows): ECG -> text of every record
-    (ecg_to_text_r*, a hit = the same canonical code set), ECG -> the gallery of distinct reports
+    (ecg_to_text_r*, a hit = the same text: the canonical code set under text.source=statements, see text_keys), ECG -> the gallery of distinct reports
     (ecg_to_report{,_codes,_super}_r*), Jaccard mAP over that gallery, top-10 hubness, each recall's shuffle null;
     with bootstrap intervals when `counts` (B x len(rows)) is given."""
     m = {f"{prefix}alignment_loss": ev.alignment_loss(e_ecg, e_text)}

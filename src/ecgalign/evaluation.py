@@ -4,7 +4,8 @@ Everything above the "Interpretability" section is pure numpy on arrays, row-ali
 evaluate stage (src/evaluate_alignment.py) wires them to the artifacts.
 
 Report identity. Two records have the same report when their canonical code sets (`reports.code_set`: sorted codes
-with likelihoods) are equal: the same codes in another line order embed identically. Looser notions of a correct
+with likelihoods) are equal: the same codes in another line order embed identically. (Under text.source=report the
+exact identity is the translated free-text report, under both the pair; see benchmark.text_keys.) Looser notions of a correct
 answer: the same codes ignoring likelihoods, and the same set of diagnostic superclasses.
 
 Retrieval ties. Scores are rounded to `TIE_DECIMALS` decimals and equal scores count as ties; a tie at the

@@ -1,18 +1,35 @@
 """Does the aligned encoder make a better ECG model? Fine-tuning on PTB-XL labels and on a user's own outcomes,
-each from three initialisations trained in the same run with the same budget (epochs, batches, lr, head init):
+each from three initialisations trained under one protocol:
 
     aligned   the aligned ECG encoder + a new linear head on z_ecg, all fine-tuned (for a supervised control
               checkpoint, train.loss = supervised: its encoder, in the same place)
     frozen    the aligned encoder frozen (eval mode, z_ecg computed once), the head alone trained
     random    the same architecture from a random initialisation, all trained
 
-Classification: the benchmark task `task` (labels.TASKS), BCE, on a stratified subsample (`label_fractions`) of the
-training folds; the best epoch by validation-fold macro AUC; test-fold macro AUC with a bootstrap interval, and the
-gain of pretraining (aligned - random, frozen - random) with a paired bootstrap interval (the same resamples).
-Outcomes (outcomes.py): a Cox head (Breslow ties; C-index) or a binary head (BCE; AUC), same three inits.
+Classification: the benchmark task `task` (labels.TASKS), BCE, on a stratified subsample (`label_fractions`, drawn
+with `seed`) of the label pool (label_pool: the labelled training-fold records); test-fold macro AUC with a bootstrap
+interval, and the gain of pretraining (aligned - random, frozen - random) with a paired bootstrap interval (the same
+resamples). Outcomes (outcomes.py): a Cox head (Breslow ties; C-index) or a binary head (BCE; AUC), same three inits.
 
-Every run uses AdamW at a constant lr; the order of batches comes from a DistributedSampler seeded with `seed`
-(one replica on one process, N under torchrun: `batch_size` is the global batch). Resume: after every epoch
+The protocol, the same for every init and fraction (the docs' fine-tuning page says why):
+- an epoch is as many whole seeded passes over the training subsample as it takes to make at least
+  `min_steps_per_epoch` optimiser steps (one pass when the subsample is large), so 16 labelled records get as many
+  updates an epoch as 1,600;
+- early stopping: training stops when the validation figure (macro AUC / C-index) has not improved for `patience`
+  epochs, or after `max_epochs`; the weights of the best epoch are kept;
+- every learning rate of `lr_grid` (AdamW, constant) is run; the one with the best validation figure is chosen (per
+  init, task and fraction; the first of equals), and the test figure reported is that run's at its best epoch;
+- the head starts at zero; the first `head_warmup_epochs` epochs train the head alone on the encoder's eval-mode
+  features (BatchNorm estimated on the pool first, no gradient into the encoder), so that from the first step of
+  full fine-tuning the encoder's gradient goes through a trained head (with a zero head it gets none:
+  dL/dz = W^T dL/dout = 0);
+- before every evaluation the encoder's BatchNorm statistics are re-estimated with the current weights on up to
+  `bn_records` signals of the label pool (torch.optim.swa_utils.update_bn; signals only, no labels: at 1 % the 16
+  labelled records alone would give noisy statistics): a random init at 16 records would otherwise be evaluated with
+  running statistics that saw a handful of momentum updates.
+
+The order of batches comes from (seed, epoch, pass) permutations split across ranks like a DistributedSampler (one
+replica on one process, N under torchrun: `batch_size` is the global batch). Resume: after every epoch
 data/finetune_state/last.pt holds the finished runs' results and the current run's model, optimiser, RNG states,
 history and best weights, tagged with a hash of the config and inputs; a killed stage re-run with the same hash
 skips the finished runs and continues the current one after its last epoch, ending with exactly the results of an
@@ -39,16 +56,19 @@ from .outcomes import c_index, c_index_resamples, cox_loss
 from .training import autocast, distributed, load_resume, resolve_device, rng_state, seed_everything, set_rng_state
 
 INITS = ("aligned", "frozen", "random")
-CONFIG_KEYS = ("task", "label_fractions", "epochs", "batch_size", "lr", "weight_decay", "seed", "device",
-               "train_folds", "val_folds", "test_folds")
+CONFIG_KEYS = ("task", "label_fractions", "max_epochs", "patience", "min_steps_per_epoch", "head_warmup_epochs",
+               "bn_records", "batch_size", "lr_grid", "weight_decay", "seed", "device", "train_folds", "val_folds",
+               "test_folds")
 
 
 def config_from_params(p) -> dict:
     """The flat fine-tuning config from validated params (finetune.*, train.device, split.*); train_folds is the
     label pool (split.label_folds: the training folds minus split.pretrain_folds under the disjoint protocol)."""
     f = p.finetune
-    return {"task": f.task, "label_fractions": list(f.label_fractions), "epochs": f.epochs,
-            "batch_size": f.batch_size, "lr": f.lr, "weight_decay": f.weight_decay, "seed": f.seed,
+    return {"task": f.task, "label_fractions": list(f.label_fractions), "max_epochs": f.max_epochs,
+            "patience": f.patience, "min_steps_per_epoch": f.min_steps_per_epoch,
+            "head_warmup_epochs": f.head_warmup_epochs, "bn_records": f.bn_records, "batch_size": f.batch_size,
+            "lr_grid": list(f.lr_grid), "weight_decay": f.weight_decay, "seed": f.seed,
             "device": p.train.device, "train_folds": p.split.label_folds,
             "val_folds": list(p.split.val_folds), "test_folds": list(p.split.test_folds)}
 
@@ -95,18 +115,24 @@ def fold_rows(folds, wanted, among=None) -> np.ndarray:
     return rows if among is None else np.intersect1d(rows, among)
 
 
+def label_pool(folds, labelled: np.ndarray, cfg: dict) -> np.ndarray:
+    """The rows the label fractions are drawn from: the labelled records of the training folds."""
+    return fold_rows(folds, cfg["train_folds"], labelled)
+
+
 def classification_tasks(y: np.ndarray, keep: np.ndarray, folds, cfg: dict) -> dict:
-    """One BCE task per label fraction: a stratified subsample of the labelled training-fold records; the whole
+    """One BCE task per label fraction: a stratified subsample (drawn with cfg["seed"]) of the label pool; the whole
     labelled validation and test folds."""
     labelled = np.flatnonzero(keep)
-    train, val, test = (fold_rows(folds, cfg[k], labelled) for k in ("train_folds", "val_folds", "test_folds"))
+    train = label_pool(folds, labelled, cfg)
+    val, test = (fold_rows(folds, cfg[k], labelled) for k in ("val_folds", "test_folds"))
     for name, rows in (("train_folds", train), ("val_folds", val), ("test_folds", test)):
         if len(rows) < 2:
             raise ValueError(f"split.{name} = {cfg[name]}: {len(rows)} record(s) with a {cfg['task']} label; "
                              f"need at least 2")
     target = np.asarray(y, dtype=np.float32)
     return {pct_name(f): {"kind": "bce", "target": target, "prefix": "finetune", "tag": pct_name(f),
-                          "metric": "auc_macro", "fraction": f, "val": val, "test": test,
+                          "metric": "auc_macro", "fraction": f, "val": val, "test": test, "pool": train,
                           "train": train[subsample(y[train], f, cfg["seed"])]}
             for f in cfg["label_fractions"]}
 
@@ -126,7 +152,8 @@ def outcome_task(oc, folds, cfg: dict, source: str) -> dict:
                                f"have {'no event' if oc.kind == 'survival' else 'one label value only'}: the "
                                f"{'C-index' if oc.kind == 'survival' else 'AUC'} is undefined; bring more records")
     return {"outcome": {"kind": "cox" if oc.kind == "survival" else "bce", "target": target, "prefix": "outcome",
-                        "tag": "", "metric": "c_index" if oc.kind == "survival" else "auc", **rows}}
+                        "tag": "", "metric": "c_index" if oc.kind == "survival" else "auc", "pool": rows["train"],
+                        **rows}}
 
 
 class Net(torch.nn.Module):
@@ -190,23 +217,68 @@ def loss_fn(kind: str, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(out, target)
 
 
-# --- one run: an init trained on one set of rows ------------------------------------------------------------------
+# --- one run: an init trained on one set of rows at one learning rate ---------------------------------------------
 
-def fit(net, inputs, target, train_rows, val_rows, kind: str, cfg: dict, device, saved: dict | None, save, hook,
-        log) -> dict:
-    """Train `net` on train_rows (inputs: signals or cached features; target: N x C), the best epoch chosen by the
-    validation figure (max; the first of equals). saved: this run's resume state; save(state) is called after
-    every epoch; hook(epoch) too (tests kill a run there). Returns {"best_state", "best_epoch", "history"}."""
+def epoch_batches(n: int, batch_size: int, min_steps: int, seed: int, epoch: int, rank: int = 0,
+                  world: int = 1) -> list[np.ndarray]:
+    """This rank's batches (positions into the n training rows) of `epoch`: whole passes over the n rows, each a
+    fresh (seed, epoch, pass) permutation padded and split across ranks as DistributedSampler does (full batches
+    of batch_size // world; one short batch when a rank's share is smaller), as many passes as it takes to make at
+    least `min_steps` steps."""
+    per_rank = max(1, batch_size // world)
+    batches: list[np.ndarray] = []
+    for p in range(max(1, min_steps)):
+        perm = np.resize(np.random.default_rng([seed, epoch, p]).permutation(n), -(-n // world) * world)
+        mine = perm[rank::world]
+        k = len(mine) // per_rank if len(mine) >= per_rank else 1
+        batches += [mine[i * per_rank:(i + 1) * per_rank] for i in range(k)]
+        if len(batches) >= min_steps:
+            break
+    return batches
+
+
+def best_record(history: list[dict]) -> dict:
+    """The epoch with the highest validation figure (the first of equals; NaN counts as worst)."""
+    return max(history, key=lambda r: -np.inf if np.isnan(r["val"]) else r["val"])
+
+
+def stopped(history: list[dict], patience: int, max_epochs: int) -> bool:
+    """Early stopping: max_epochs done, or `patience` epochs since the best one."""
+    return len(history) >= max_epochs or (bool(history) and len(history) - best_record(history)["epoch"] >= patience)
+
+
+def recalibrate_bn(model: torch.nn.Module, inputs, rows: np.ndarray, device, batch_size: int = 256) -> None:
+    """Re-estimate every BatchNorm's running statistics from scratch on `rows` of `inputs` with the current weights
+    (torch.optim.swa_utils.update_bn: train-mode forward passes without gradient, a cumulative average over the
+    batches); nothing without BatchNorm or rows."""
+    if len(rows) == 0 or not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+        return
+    batches = (read_rows(inputs, rows[s:s + batch_size]) for s in range(0, len(rows), batch_size))
+    with torch.no_grad():
+        torch.optim.swa_utils.update_bn(batches, model, device)
+
+
+def bn_rows(pool: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """The rows BatchNorm is re-estimated on: the whole pool (the label pool's rows: signals, no labels), or a
+    seeded sample of n of them (sorted)."""
+    if len(pool) <= n:
+        return np.asarray(pool)
+    return np.sort(np.random.default_rng([seed, 1]).choice(pool, n, replace=False))
+
+
+def fit(net, inputs, target, train_rows, val_rows, kind: str, cfg: dict, lr: float, device, saved: dict | None,
+        save, hook, log, pool=None) -> dict:
+    """Train `net` on train_rows (inputs: signals or cached features; target: N x C) at learning rate `lr` until
+    early stopping (module docstring); the best epoch chosen by the validation figure; BatchNorm re-estimated on
+    up to cfg["bn_records"] rows of `pool` (default: train_rows) before each evaluation. saved: this run's resume
+    state; save(state) is called after every epoch; hook(epoch) too (tests kill a run there). Returns
+    {"best_state", "best_epoch", "stopped_epoch", "val", "history"}."""
     rank, world = distributed()
     model = net
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg["lr"],
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr,
                             weight_decay=cfg["weight_decay"])
-    sampler = torch.utils.data.DistributedSampler(range(len(train_rows)), num_replicas=world, rank=rank,
-                                                  shuffle=True, seed=cfg["seed"])
-    per_rank = max(1, cfg["batch_size"] // world)
-    batches = torch.utils.data.BatchSampler(sampler, per_rank, drop_last=len(sampler) >= per_rank)
     history, best_state = [], None
     if saved is not None:
         model.load_state_dict(saved["model"])
@@ -214,45 +286,75 @@ def fit(net, inputs, target, train_rows, val_rows, kind: str, cfg: dict, device,
         set_rng_state(saved["rng"])
         history, best_state = saved["history"], saved["best_state"]
     target_t = torch.from_numpy(np.asarray(target, dtype=np.float32))
+    pool = train_rows if pool is None else pool
+    calibration = bn_rows(pool, cfg["bn_records"], cfg["seed"]) if isinstance(model, Net) else train_rows[:0]
     from tqdm import tqdm
 
-    for epoch in range(len(history) + 1, cfg["epochs"] + 1):
+    while not stopped(history, cfg["patience"], cfg["max_epochs"]):
+        epoch = len(history) + 1
         t0 = time.perf_counter()
-        sampler.set_epoch(epoch)
+        warmup = isinstance(model, Net) and epoch <= cfg["head_warmup_epochs"]
         net.train()
+        if warmup:   # a linear probe on the encoder's eval-mode features, its BatchNorm estimated on the pool first
+            if epoch == 1:
+                recalibrate_bn(model, inputs, calibration, device)
+            model.base.train(len(calibration) == 0)
         total, n_seen = 0.0, 0
-        for positions in tqdm(batches, desc=f"  epoch {epoch}/{cfg['epochs']}", leave=False, disable=rank != 0):
-            rows = np.sort(train_rows[np.asarray(positions)])
+        batches = epoch_batches(len(train_rows), cfg["batch_size"], cfg["min_steps_per_epoch"], cfg["seed"], epoch,
+                                rank, world)
+        for positions in tqdm(batches, desc=f"  epoch {epoch}", leave=False, disable=rank != 0):
+            rows = np.sort(train_rows[positions])
+            x = read_rows(inputs, rows).to(device)
             with autocast(device):
-                out = net(read_rows(inputs, rows).to(device))
+                if warmup:   # the head alone: the encoder's forward without gradient
+                    with torch.no_grad():
+                        z = model.base.encode_ecg(x)
+                    out = model.head(z)
+                else:
+                    out = net(x)
             loss = loss_fn(kind, out.float(), target_t[rows].to(device))
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"epoch {epoch}: the {kind} loss is {loss.item()} (try a lower finetune.lr)")
+                raise FloatingPointError(f"epoch {epoch}: the {kind} loss is {loss.item()} at lr {lr:g} (try "
+                                         f"lower values in finetune.lr_grid)")
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            if warmup and world > 1:   # DDP was bypassed: average the head's gradient over the ranks by hand
+                for p in model.head.parameters():
+                    dist.all_reduce(p.grad)
+                    p.grad /= world
             opt.step()
             total, n_seen = total + loss.item() * len(rows), n_seen + len(rows)
+        recalibrate_bn(model, inputs, calibration, device)
         val = score(kind, np.asarray(target)[val_rows], predict(model, inputs, val_rows, 256, device))
-        history.append({"epoch": epoch, "train_loss": total / max(1, n_seen), "val": val,
-                        "seconds": time.perf_counter() - t0})
-        best = max(history, key=lambda r: -np.inf if np.isnan(r["val"]) else r["val"])
-        if best["epoch"] == epoch:
+        history.append({"epoch": epoch, "steps": len(batches), "head_only": warmup,
+                        "train_loss": total / max(1, n_seen), "val": val, "seconds": time.perf_counter() - t0})
+        is_best = best_record(history)["epoch"] == epoch
+        if is_best:
             best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-        log(f"  epoch {epoch}/{cfg['epochs']}: train loss {history[-1]['train_loss']:.4f}, val "
-            f"{'C-index' if kind == 'cox' else 'macro AUC'} {val:.4f} ({history[-1]['seconds']:.1f} s)"
-            + ("  *best*" if best["epoch"] == epoch else ""))
+        log(f"  epoch {epoch}{' (head only)' if warmup else ''}, {len(batches)} steps: train loss "
+            f"{history[-1]['train_loss']:.4f}, val {'C-index' if kind == 'cox' else 'macro AUC'} {val:.4f} "
+            f"({history[-1]['seconds']:.1f} s)" + ("  *best*" if is_best else ""))
         if rank == 0:
             save({"model": model.state_dict(), "optimizer": opt.state_dict(), "rng": rng_state(),
                   "history": history, "best_state": best_state})
         if hook is not None:
             hook(epoch)
-    best = max(history, key=lambda r: -np.inf if np.isnan(r["val"]) else r["val"])
-    return {"best_state": best_state, "best_epoch": best["epoch"], "history": history}
+    best = best_record(history)
+    log(f"  stopped after epoch {len(history)} (best: epoch {best['epoch']}, val {best['val']:.4f})")
+    return {"best_state": best_state, "best_epoch": best["epoch"], "stopped_epoch": len(history),
+            "val": best["val"], "history": history}
+
+
+def choose_lr(by_lr: dict) -> float:
+    """The learning rate whose run has the best validation figure (the first of equals in grid order; NaN worst).
+    The test figures play no part."""
+    return max(by_lr, key=lambda lr: -np.inf if np.isnan(by_lr[lr]["val"]) else by_lr[lr]["val"])
 
 
 def make_net(init: str, pretrained: AlignmentModel, out_dim: int, seed: int) -> torch.nn.Module:
     """The net of an init, freshly seeded. The head starts at zero for every init: its first steps move along the
-    difference of the class means of z_ecg (a random head would start anywhere and, at a small lr, stay there)."""
+    difference of the class means of z_ecg (a random head would start anywhere and, at a small lr, stay there);
+    the head-only warm-up (fit) gives the encoder a trained head to take its gradient through."""
     seed_everything(seed)
     head = torch.nn.Linear(pretrained.config["embed_dim"], out_dim)
     torch.nn.init.zeros_(head.weight)
@@ -279,17 +381,19 @@ def fingerprint(cfg: dict, pretrained: AlignmentModel, signals, tasks: dict, wor
     h.update(np.ascontiguousarray(signals[sample]).tobytes())
     for name, t in sorted(tasks.items()):
         h.update(name.encode() + t["kind"].encode())
-        for a in (t["target"], t["train"], t["val"], t["test"]):
+        for a in (t["target"], t["train"], t["val"], t["test"], t.get("pool", t["train"])):
             h.update(np.ascontiguousarray(a).tobytes())
     return h.hexdigest()[:16]
 
 
 def run_experiment(signals, pretrained: AlignmentModel, tasks: dict, cfg: dict, state_dir=art.FINETUNE_STATE,
                    hook=None, log=print, inits=INITS) -> dict:
-    """Train every (task, init) run. tasks: name -> {"kind": "bce"|"cox", "target": N x C, "train", "val",
-    "test": row indices}. Returns name -> init -> {"test_out", "best_epoch", "history"} (test_out: test outputs
-    of the best epoch). Resumable (module docstring); hook(run_name, epoch) is called after each epoch; `inits`: a
-    subset of INITS (tests)."""
+    """Train every (task, init, lr of cfg["lr_grid"]) run. tasks: name -> {"kind": "bce"|"cox", "target": N x C,
+    "train", "val", "test": row indices}. Returns name -> init -> the run at the chosen lr (choose_lr):
+    {"test_out", "lr", "val", "best_epoch", "stopped_epoch", "history", "by_lr": lr -> {"val", "best_epoch",
+    "stopped_epoch", "history"}} (test_out: test outputs of the best epoch). Resumable (module docstring);
+    hook(run_name, epoch) is called after each epoch (run_name: "<task>/<init>/lr<lr>"); `inits`: a subset of
+    INITS (tests)."""
     rank, world = distributed()
     log = log if rank == 0 else (lambda *a, **k: None)
     device = resolve_device(cfg["device"], int(os.environ.get("LOCAL_RANK", 0)))
@@ -303,35 +407,44 @@ def run_experiment(signals, pretrained: AlignmentModel, tasks: dict, cfg: dict, 
     results: dict = {}
     for name, t in tasks.items():
         for init in inits:
-            run = f"{name}/{init}"
-            if run in done:
-                results.setdefault(name, {})[init] = done[run]
-                continue
-            log(f"{run}: {len(t['train'])} training, {len(t['val'])} validation, {len(t['test'])} test records")
-            out_dim = 1 if t["kind"] == "cox" else t["target"].shape[1]   # Cox: one risk score
-            net = make_net(init, pretrained, out_dim, cfg["seed"]).to(device)
-            inputs = signals
-            if init == "frozen":
-                if features is None:   # z_ecg of the frozen aligned encoder, computed once for every row used
-                    features = np.zeros((len(signals), pretrained.config["embed_dim"]), dtype=np.float32)
-                    used = np.unique(np.concatenate([np.concatenate([u["train"], u["val"], u["test"]])
-                                                     for u in tasks.values()]))
-                    features[used] = encode_all(pretrained, signals, rows=used, device=device)[0]
-                inputs = features
-            saved = current["fit"] if current is not None and current["run"] == run else None
+            by_lr = {}
+            for lr in cfg["lr_grid"]:
+                run = f"{name}/{init}/lr{lr:g}"
+                if run not in done:
+                    log(f"{run}: {len(t['train'])} training, {len(t['val'])} validation, {len(t['test'])} test "
+                        f"records")
+                    out_dim = 1 if t["kind"] == "cox" else t["target"].shape[1]   # Cox: one risk score
+                    net = make_net(init, pretrained, out_dim, cfg["seed"]).to(device)
+                    inputs = signals
+                    if init == "frozen":
+                        if features is None:   # z_ecg of the frozen aligned encoder, computed once for every row used
+                            features = np.zeros((len(signals), pretrained.config["embed_dim"]), dtype=np.float32)
+                            used = np.unique(np.concatenate([np.concatenate([u["train"], u["val"], u["test"]])
+                                                             for u in tasks.values()]))
+                            features[used] = encode_all(pretrained, signals, rows=used, device=device)[0]
+                        inputs = features
+                    saved = current["fit"] if current is not None and current["run"] == run else None
 
-            def save(fit_state, run=run):
-                _save_state(path, {"key": key, "done": done, "current": {"run": run, "fit": fit_state}})
+                    def save(fit_state, run=run):
+                        _save_state(path, {"key": key, "done": done, "current": {"run": run, "fit": fit_state}})
 
-            out = fit(net, inputs, t["target"], t["train"], t["val"], t["kind"], cfg, device, saved, save,
-                      None if hook is None else (lambda epoch, run=run: hook(run, epoch)), log)
-            net.load_state_dict(out["best_state"])
-            test_out = predict(net, inputs, t["test"], 256, device)
-            done[run] = {"test_out": torch.from_numpy(test_out), "best_epoch": out["best_epoch"],
-                         "history": out["history"]}
-            results.setdefault(name, {})[init] = done[run]
-            if rank == 0:
-                _save_state(path, {"key": key, "done": done, "current": None})
+                    out = fit(net, inputs, t["target"], t["train"], t["val"], t["kind"], cfg, lr, device, saved,
+                              save, None if hook is None else (lambda epoch, run=run: hook(run, epoch)), log,
+                              t.get("pool"))
+                    net.load_state_dict(out["best_state"])
+                    done[run] = {"test_out": torch.from_numpy(predict(net, inputs, t["test"], 256, device)),
+                                 **{k: out[k] for k in ("val", "best_epoch", "stopped_epoch", "history")}}
+                    if rank == 0:
+                        _save_state(path, {"key": key, "done": done, "current": None})
+                by_lr[lr] = done[run]
+            lr = choose_lr(by_lr)
+            results.setdefault(name, {})[init] = {
+                **by_lr[lr], "lr": lr,
+                "by_lr": {g: {k: r[k] for k in ("val", "best_epoch", "stopped_epoch", "history")}
+                          for g, r in by_lr.items()}}
+            if len(by_lr) > 1:
+                log(f"{name}/{init}: lr {lr:g} chosen on validation ("
+                    + ", ".join(f"{g:g}: {r['val']:.4f}" for g, r in by_lr.items()) + ")")
     if world > 1:
         dist.barrier()
     return results
@@ -358,10 +471,12 @@ def key(*parts: str) -> str:
 
 def summarise(results: dict, tasks: dict, n_boot: int = stats.N_BOOT, seed: int = 0) -> dict:
     """Flat metrics of every task (its "prefix", "tag", "metric"): <prefix>_<init>_<tag>_<metric> with _ci_low,
-    _ci_high, and <prefix>_<init>_<tag>_best_epoch; <prefix>_gain_<tag>_<metric> (aligned - random) and
+    _ci_high (the test figure of the chosen lr's best epoch), and the run's <prefix>_<init>_<tag>_lr (chosen),
+    _val_<metric> (its best validation figure), _best_epoch, _stopped_epoch; <prefix>_gain_<tag>_<metric> (aligned -
+    random) and
     <prefix>_frozen_gain_<tag>_<metric> (frozen - random) with paired bootstrap intervals (the same resamples of
     the test records for every init). Undefined figures are None."""
-    m = {}
+    m, lrs = {}, {}
     for name, t in tasks.items():
         prefix, tag, metric = t["prefix"], t.get("tag", ""), t["metric"]
         truth = np.asarray(t["target"])[t["test"]]
@@ -373,13 +488,24 @@ def summarise(results: dict, tasks: dict, n_boot: int = stats.N_BOOT, seed: int 
             boot[init], point[init] = resampled(t["kind"], truth, out, counts), score(t["kind"], truth, out)
             lo, hi = stats.interval(boot[init])
             k = key(prefix, init, tag, metric)
+            lrs[key(prefix, init, tag, "lr")] = float(r["lr"])   # not rounded
             m.update({k: point[init], k + "_ci_low": lo, k + "_ci_high": hi,
-                      key(prefix, init, tag, "best_epoch"): int(r["best_epoch"])})
+                      key(prefix, init, tag, "val", metric): float(r["val"]),
+                      key(prefix, init, tag, "best_epoch"): int(r["best_epoch"]),
+                      key(prefix, init, tag, "stopped_epoch"): int(r["stopped_epoch"])})
         for init, gain in (("aligned", "gain"), ("frozen", "frozen_gain")):
             lo, hi = stats.interval(boot[init] - boot["random"])
             k = key(prefix, gain, tag, metric)
             m.update({k: point[init] - point["random"], k + "_ci_low": lo, k + "_ci_high": hi})
-    return {k: (None if np.isnan(v) else round(float(v), 4)) if isinstance(v, float) else v for k, v in m.items()}
+    return {**{k: (None if np.isnan(v) else round(float(v), 4)) if isinstance(v, float) else v
+               for k, v in m.items()}, **lrs}
+
+
+def run_log(results: dict) -> dict:
+    """Every run's course, for data/finetune/runs.json: "<task>/<init>" -> {"lr" (chosen), "by_lr": {lr: {"val",
+    "best_epoch", "stopped_epoch", "history"}}}."""
+    return {f"{name}/{init}": {"lr": r["lr"], "by_lr": {f"{lr:g}": v for lr, v in r["by_lr"].items()}}
+            for name, runs in results.items() for init, r in runs.items()}
 
 
 def plot_label_efficiency(metrics: dict, fractions, path, title: str) -> Path:
@@ -419,4 +545,7 @@ def report(metrics: dict, fractions) -> str:
     for label, prefix, tag, metric in rows:
         lines.append(f"{label:<28}" + "".join(f"{fmt(metrics, key(prefix, i, tag, metric)):<24}" for i in INITS)
                      + fmt(metrics, key(prefix, "gain", tag, metric)))
+        lines.append(f"{'  lr, best/stopped epoch':<28}" + "".join(
+            f"{metrics.get(key(prefix, i, tag, 'lr'), 0):<8g}{metrics.get(key(prefix, i, tag, 'best_epoch'))}/"
+            f"{metrics.get(key(prefix, i, tag, 'stopped_epoch'))}".ljust(24) for i in INITS))
     return "\n".join(lines)

@@ -118,6 +118,7 @@ class Text:
     batch_size: int = between(1, 4096)
     max_length: int = between(8, 512)
     device: Device
+    source: Literal["statements", "report", "both"]
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,7 @@ class Train:
     learn_temperature: bool
     proj_dim: int = between(2, 4096)
     epochs: int = between(1, 10_000)
+    patience: int = between(0, 10_000)
     batch_size: int = between(2, 65_536)
     lr: float = between(1e-8, 10.0)
     weight_decay: float = between(0.0, 10.0)
@@ -141,6 +143,16 @@ class Train:
     device: Device
     num_workers: int = between(0, 64)
     threads: int = between(0, 1024)
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Training-batch augmentations (ecgalign.augment); 0 turns one off."""
+    crop: float = between(0.0, 0.9)
+    scale: float = between(0.0, 0.9)
+    noise: float = between(0.0, 10.0)
+    wander: float = between(0.0, 10.0)
+    lead_dropout: float = between(0.0, 0.9)
 
 
 @dataclass(frozen=True)
@@ -157,9 +169,13 @@ class Evaluate:
 class Finetune:
     task: Literal[TASKS]
     label_fractions: list[float] = between(1e-4, 1.0)
-    epochs: int = between(1, 10_000)
+    max_epochs: int = between(1, 10_000)
+    patience: int = between(1, 10_000)
+    min_steps_per_epoch: int = between(1, 1_000_000)
+    head_warmup_epochs: int = between(0, 10_000)
+    bn_records: int = between(0, 100_000_000)
     batch_size: int = between(2, 65_536)
-    lr: float = between(1e-8, 10.0)
+    lr_grid: list[float] = between(1e-8, 10.0)
     weight_decay: float = between(0.0, 10.0)
     seed: int = between(0, None)
     outcomes: str
@@ -175,6 +191,7 @@ class Params:
     text: Text
     ecg: Ecg
     train: Train
+    augment: Augment
     evaluate: Evaluate
     finetune: Finetune
 
@@ -228,10 +245,20 @@ def _check(key: str, value, hint, f: dataclasses.Field) -> None:
             raise ParamsError(f"params.yaml: {key} = {value!r} is outside [{low}, {high}]")
 
 
+# Keys that were renamed: the old name -> what to write instead (a clear error rather than "unknown key").
+RENAMED = {
+    "finetune.epochs": "finetune.max_epochs (fine-tuning now stops early: see finetune.patience)",
+    "finetune.lr": "finetune.lr_grid, a list (e.g. [0.001]; the lr is chosen on the validation fold)",
+}
+
+
 def _section(cls, name: str, values) -> object:
     """One section of params.yaml as its dataclass, every field checked."""
     if not isinstance(values, dict):
         raise ParamsError(f"params.yaml: section '{name}' is missing or not a mapping")
+    renamed = [f"{name}.{k}" for k in values if f"{name}.{k}" in RENAMED]
+    if renamed:
+        raise ParamsError("params.yaml: " + "; ".join(f"{k} was renamed: write {RENAMED[k]}" for k in renamed))
     fields = dataclasses.fields(cls)
     unknown = sorted(set(values) - {f.name for f in fields})
     if unknown:

@@ -5,6 +5,11 @@
 e.g. `Myocardial Infarction: inferior myocardial infarction, Confidence score: 15.0`, in the order of the record's
 `scp_codes` dict. data/reports.jsonl holds one JSON object per record in ecg_id order; every later array is
 row-aligned with it.
+
+Beside it (`add_free_text`), each record carries PTB-XL's own free-text report: `report_de`, the original as written
+(mostly German), and `report_en`, its English translation (ecgalign.translate). A record without a usable free text
+(the table has no `report` column, the cell is empty, or holds nothing but numbers) gets "" as report_en and is counted:
+that is the documented fallback, never an error.
 """
 from __future__ import annotations
 
@@ -85,6 +90,36 @@ def build_reports(db: pd.DataFrame, statements: pd.DataFrame, on_error: str = "r
         records.append({"ecg_id": ecg_id, "strat_fold": int(fold), "filename_lr": lr, "filename_hr": hr,
                         "scp_codes": codes, "report": "\n".join(lines)})
     return records, skipped
+
+
+def add_free_text(records: list[dict], db: pd.DataFrame, translator) -> list:
+    """Adds report_de (the original free text, "" when missing) and report_en (its translation, "" when it has no
+    word) to each record, in place; returns each record's Translation (ecgalign.translate), in record order.
+
+    A report that is not text (bytes that are not UTF-8, a number) raises ReportError naming the record."""
+    free = dict(zip(db["ecg_id"].astype(int), db["report"])) if "report" in db.columns else {}
+    out = []
+    for r in records:
+        original = free.get(r["ecg_id"])
+        if original is None or (isinstance(original, float) and math.isnan(original)):
+            original = ""
+        try:
+            t = translator.translate(original)
+        except ReportError as e:
+            raise ReportError(f"ecg_id {r['ecg_id']}: report: {e}") from None
+        r["report_de"] = original.decode("utf-8") if isinstance(original, bytes) else original
+        r["report_en"] = t.text if t.n_words else ""
+        out.append(t)
+    return out
+
+
+def free_text_lines(record: dict) -> list[str]:
+    """The record's free-text report as printed by show_record.py: the original and its translation (none for a
+    reports.jsonl written before the fields existed)."""
+    if "report_de" not in record:
+        return []
+    return [f"Free-text report (original): {record['report_de'] or '(none)'}",
+            f"Free-text report (English):  {record.get('report_en') or '(none)'}"]
 
 
 def code_set(codes: dict[str, float], likelihoods: bool = True) -> str:

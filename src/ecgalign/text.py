@@ -7,6 +7,7 @@ confidence-weighted mean of its statements' embeddings (one matrix product for a
     weight_matrix     per-record {code: likelihood} -> row-normalised N x S weights
     report_ids        N x S weights -> one int64 identity per record: equal ids <=> identical text
     record_embeddings weights x statement embeddings -> N x d, each distinct weight row computed once
+    text_embeddings   the record texts of text.source: statements | report | both -> (N x d, ids, n_empty)
     show_latent       the "Latent text code embedding: tensor([...])" line for one record
 
 Weighting policy (text.zero_likelihood): PTB-XL gives likelihoods (0-100) for diagnostic statements only; form and
@@ -15,6 +16,16 @@ from the text embedding); "keep" counts them as text.keep_weight. Rows are norma
 weights are all zero (only 0.0 codes under "drop") falls back to equal weights over its statements; a record with no
 codes at all gets the zero vector (there is nothing to embed; cosine against it is 0 with an eps-guarded norm, never
 NaN). Both cases are counted in n_all_zero and reported by the stage.
+
+Text source (text.source): `statements` is the above. `report` embeds PTB-XL's own free-text report instead, in its
+English translation (data/reports.jsonl's report_en, ecgalign.translate): each distinct string once, in sorted order,
+batched; a record's embedding is its string's, and its identity the string's rank among the distinct strings (equal ids
+<=> identical text). A record with an empty report_en (no free text, or no word in it) gets the zero vector and one
+shared identity, counted as n_empty_reports. `both` is the mean of the two L2-normalised embeddings, (s/|s| + r/|r|)/2:
+each text weighs the same whatever the norms the model gives them (mean-pooled sentence embeddings differ in norm
+with length, so a plain mean would let the longer free text dominate); its identity is the pair (statement identity,
+report identity). Zero-shot prompts stay statement-based whatever the source, so the sources are compared on the same
+tasks.
 """
 from __future__ import annotations
 
@@ -183,7 +194,7 @@ def statement_texts(statements, codes: list[str], template: str) -> list[str]:
 
 
 def embed_texts(texts: list[str], tokenizer, model, pooling: str = "mean", batch_size: int = 64,
-                max_length: int = 128, device: str | None = None) -> np.ndarray:
+                max_length: int = 128, device: str | None = None, desc: str = "embed statements") -> np.ndarray:
     """len(texts) x hidden float32 embeddings. pooling: 'mean' over real tokens (padding excluded), 'cls' = token 0."""
     import torch
     from tqdm import tqdm
@@ -194,7 +205,7 @@ def embed_texts(texts: list[str], tokenizer, model, pooling: str = "mean", batch
     out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
     starts = range(0, len(texts), batch_size)
     with torch.inference_mode():
-        for i in tqdm(starts, desc="embed statements", unit="batch", disable=len(starts) < 2):
+        for i in tqdm(starts, desc=desc, unit="batch", disable=len(starts) < 2):
             batch = tokenizer(texts[i:i + batch_size], padding=True, truncation=True, max_length=max_length,
                               return_tensors="pt").to(device)
             hidden = model(**batch).last_hidden_state.float()
@@ -257,6 +268,54 @@ def record_embeddings(W: np.ndarray, statement_embeddings: np.ndarray) -> np.nda
     W = np.asarray(W)
     distinct, inverse = np.unique(W, axis=0, return_inverse=True)
     return (distinct @ statement_embeddings).astype(np.float32)[inverse.reshape(-1)]
+
+
+def distinct_ids(keys: list) -> np.ndarray:
+    """One int64 identity per key: its rank among the distinct keys, sorted (independent of the record order)."""
+    return np.unique(np.asarray(keys, dtype=object).astype(str), return_inverse=True)[1].reshape(-1).astype(np.int64)
+
+
+def report_embeddings(reports: list[str], embed) -> tuple[np.ndarray, np.ndarray, int]:
+    """(N x d embeddings, int64 ids, n_empty) of the records' free-text reports: each distinct non-empty string embedded
+    once by `embed(list of strings) -> array` (in order of length, so that a batch holds strings of similar length);
+    ids are the ranks of the strings in sorted order; an empty report gets the zero vector."""
+    distinct = sorted({t for t in reports if t})
+    if not distinct:
+        raise ValueError("text.source: every record's report_en is empty: there is no free text to embed; "
+                         "use text.source=statements")
+    by_length = sorted(distinct, key=lambda t: (len(t), t))   # batches of similar length: less padding to compute
+    emb = embed(by_length)
+    row = {t: i for i, t in enumerate(by_length)}
+    out = np.zeros((len(reports), emb.shape[1]), dtype=np.float32)
+    filled = [i for i, t in enumerate(reports) if t]
+    out[filled] = emb[[row[reports[i]] for i in filled]]
+    return out, distinct_ids(reports), len(reports) - len(filled)
+
+
+def mean_of_unit(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(a/|a| + b/|b|) / 2 row by row, float32; a zero row stays zero (it adds nothing)."""
+    def unit(x):
+        x = np.asarray(x, dtype=np.float64)
+        n = np.linalg.norm(x, axis=1, keepdims=True)
+        return x / np.where(n > 0, n, 1.0)
+    return ((unit(a) + unit(b)) / 2).astype(np.float32)
+
+
+def text_embeddings(source: str, statement_records: np.ndarray, statement_ids: np.ndarray, reports: list[str],
+                    embed) -> tuple[np.ndarray, np.ndarray, int]:
+    """The record embeddings and identities of text.source (see the module docstring) and the number of records
+    with an empty report (0 for statements). statement_records/ids: the statement mix (record_embeddings,
+    report_ids); reports: each record's report_en; embed: strings -> embeddings with the text model."""
+    if source == "statements":
+        return statement_records, statement_ids, 0
+    if source not in ("report", "both"):
+        raise ValueError(f"text.source={source!r} is not one of statements, report, both")
+    emb, ids, n_empty = report_embeddings(reports, embed)
+    if source == "report":
+        return emb, ids, n_empty
+    pairs = np.stack([np.asarray(statement_ids, dtype=np.int64), ids], axis=1)
+    both_ids = np.unique(pairs, axis=0, return_inverse=True)[1].reshape(-1).astype(np.int64)
+    return mean_of_unit(statement_records, emb), both_ids, n_empty
 
 
 def format_tensor_head(row: np.ndarray, n: int = 8) -> str:

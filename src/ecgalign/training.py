@@ -13,7 +13,15 @@ model.pt, the metrics).
   processes on half batches compute what one process computes on the whole batch.
 - Determinism: train.threads pins the CPU thread count; on CUDA, deterministic kernels (configure_runtime).
 - Optimiser: AdamW (no weight decay on biases, norms and the temperature, as CLIP), linear warm-up over
-  warmup_epochs, then cosine decay to 0, stepped per batch.
+  warmup_epochs, then cosine decay to 0, stepped per batch. The schedule is defined by train.epochs, the maximum,
+  also when early stopping ends the run sooner: an early-stopped run has followed exactly the first epochs of the
+  full run (same learning rates, same weights), so patience only decides where to stop, never what is learnt, and
+  the stop point needs no knowledge of the future. (A schedule shrunk to the stop epoch would need to know it in
+  advance.)
+- Early stopping (train.patience, 0 = off): stop when the validation objective has not improved for `patience`
+  epochs; the best epoch's weights are kept as always (stop_reason).
+- Augmentations (params `augment:`, ecgalign.augment): on the fly, on the training batches only (never validation,
+  never embedding), from a generator seeded per (seed, epoch, rank).
 - Supervised control (train.loss = supervised): the same encoder, epochs, optimiser and schedule, a linear class head
   on z_ecg trained with multi-label BCE; `text_emb` is then the N x C 0/1 label matrix of the SCP codes
   (labels.supervised_targets) in place of the text embeddings, and no alignment figure is logged (NaN -> None).
@@ -45,6 +53,7 @@ import torch
 import torch.distributed as dist
 
 from . import artifacts as art
+from . import augment as augmentations
 from .losses import SUPERVISED, alignment_monitor, alignment_objective
 from .models import MAX_LOGIT_SCALE, build_model, save_checkpoint, sync_batchnorm, unwrap
 
@@ -52,6 +61,8 @@ from .models import MAX_LOGIT_SCALE, build_model, save_checkpoint, sync_batchnor
 CONFIG_KEYS = ("encoder", "embed_dim", "loss", "temperature", "learn_temperature", "proj_dim", "epochs",
                "batch_size", "lr", "weight_decay", "warmup_epochs", "seed", "device", "num_workers", "threads",
                "train_folds", "val_folds")
+# keys added after the first release: a config without them keeps its old meaning (no early stop, no augmentation)
+OPTIONAL_KEYS = {"patience": 0, "augment": {}}
 CUBLAS_WORKSPACE = ":4096:8"   # what cuBLAS needs to be deterministic (CUBLAS_WORKSPACE_CONFIG)
 
 
@@ -59,15 +70,17 @@ def config_from_params(p) -> dict:
     """The flat training config from validated params (ecg.*, train.*, split.val_folds; train_folds is the
     pretraining pool: split.pretrain_folds, or split.train_folds when that is null)."""
     return {"encoder": p.ecg.encoder, "embed_dim": p.ecg.embed_dim, **vars(p.train),
-            "train_folds": p.split.pretrain_pool, "val_folds": list(p.split.val_folds)}
+            "train_folds": p.split.pretrain_pool, "val_folds": list(p.split.val_folds),
+            "augment": dict(vars(p.augment))}
 
 
 def as_config(cfg) -> dict:
-    cfg = vars(cfg) if isinstance(cfg, SimpleNamespace) else dict(cfg)
+    cfg = {**OPTIONAL_KEYS, **(vars(cfg) if isinstance(cfg, SimpleNamespace) else dict(cfg))}
     missing = [k for k in CONFIG_KEYS if k not in cfg]
     if missing:
         raise KeyError(f"training config lacks {missing}")
-    return {k: cfg[k] for k in CONFIG_KEYS}
+    return {**{k: cfg[k] for k in CONFIG_KEYS}, "patience": int(cfg["patience"]),
+            "augment": augmentations.check(cfg["augment"])}
 
 
 def split_rows(folds, train_folds, val_folds) -> tuple[np.ndarray, np.ndarray]:
@@ -361,10 +374,14 @@ def train_epoch(run: Run, epoch: int) -> dict:
     t0 = time.perf_counter()
     run.sampler.set_epoch(epoch)
     run.net.train()
+    augment = cfg["augment"]   # augmentations: training batches only, drawn from a generator seeded per epoch
+    gen = augmentations.generator(cfg["seed"], epoch, run.rank, device) if augmentations.active(augment) else None
     sums = torch.zeros(3, dtype=torch.float64)  # objective * n, (1 - cos) * n, n
     for step, (x, t, i) in enumerate(tqdm(run.loader, desc=f"epoch {epoch}/{cfg['epochs']}", leave=False,
                                           disable=run.rank != 0)):
         x, t, i = x.to(device, non_blocking=True), t.to(device), i.to(device)
+        if gen is not None:
+            x = augmentations.augment(x, augment, gen, fill=model.lead_mean)
         with autocast(device):
             e_ecg, e_text = run.net(x, t)
         objective = alignment_objective(cfg["loss"], e_ecg, e_text, model.scale(), i)
@@ -390,13 +407,44 @@ def train_epoch(run: Run, epoch: int) -> dict:
             "seconds": time.perf_counter() - t0}
 
 
-def finish(run: Run, history: list[dict], best_state: dict, out_dir) -> dict:
-    """Write the best epoch's weights to out_dir/model.pt (rank 0) and return the metrics of metrics/train.json."""
-    best = min(history[1:], key=lambda r: r["val/objective"])
+def best_record(history: list[dict]) -> dict:
+    """The epoch with the lowest validation objective (the first of equals); history[0] (before training) excluded."""
+    return min(history[1:], key=lambda r: r["val/objective"])
+
+
+def stop_reason(history: list[dict], patience: int) -> str | None:
+    """Early stopping: why the run stops after the last epoch of `history`, or None to go on. It stops when the
+    validation objective has not improved on its best for `patience` epochs (0: never; train.epochs stays the
+    maximum). A function of the history alone, which last.pt keeps: a resumed run decides as the uninterrupted run
+    did, including a stop decided before the kill."""
+    if patience <= 0 or len(history) < 2:
+        return None
+    best, last = best_record(history), history[-1]["epoch"]
+    if last - best["epoch"] < patience:
+        return None
+    return (f"the validation objective has not improved for {last - best['epoch']} epoch(s) (train.patience = "
+            f"{patience}): best {best['val/objective']:.4f} at epoch {best['epoch']}")
+
+
+def agree(run: Run, reason: str | None) -> str | None:
+    """Rank 0's stop decision on every process (the validation figures are computed on each process; a different
+    last bit must not leave one rank training alone)."""
+    if run.world == 1:
+        return reason
+    box = [reason]
+    dist.broadcast_object_list(box, src=0, device=run.device if run.device.type == "cuda" else None)
+    return box[0]
+
+
+def finish(run: Run, history: list[dict], best_state: dict, out_dir, stopped: bool = False) -> dict:
+    """Write the best epoch's weights to out_dir/model.pt (rank 0) and return the metrics of metrics/train.json;
+    `stopped`: early stopping ended the run after history's last epoch."""
+    best = best_record(history)
     # what the checkpoint keeps: no timing, so that the same run gives a byte-identical model.pt
     results = {"alignment_loss_initial": history[0]["val/alignment_loss"],
                "alignment_loss": best["val/alignment_loss"], "val_objective": best["val/objective"],
-               "best_epoch": best["epoch"], "epochs": run.cfg["epochs"],
+               "best_epoch": best["epoch"], "epochs": run.cfg["epochs"], "epochs_run": history[-1]["epoch"],
+               "stopped_epoch": history[-1]["epoch"] if stopped else 0,   # 0: ran all train.epochs
                "alignment_loss_last": history[-1]["val/alignment_loss"],
                "val_objective_last": history[-1]["val/objective"],
                "temperature": best["train/temperature"],
@@ -422,10 +470,13 @@ def train(signals, text_emb, folds, cfg, out_dir=art.MODEL_DIR, state_dir=art.TR
     report identities (data/text/record_ids.npy; default: equal ids for bit-identical text embedding rows)."""
     run = setup(signals, text_emb, folds, cfg, ids, state_dir, lead_mean, lead_std, log)
     history, best_state = start(run, live)
+    stopped = agree(run, stop_reason(history, run.cfg["patience"]))   # a resumed run that had decided to stop
     for epoch in range(len(history), run.cfg["epochs"] + 1):
+        if stopped:
+            break
         record = train_epoch(run, epoch)
         history.append(record)
-        best_epoch = min(history[1:], key=lambda r: r["val/objective"])["epoch"]
+        best_epoch = best_record(history)["epoch"]
         if best_epoch == epoch:
             best_state = {k: v.detach().cpu().clone() for k, v in run.model.state_dict().items()}
         if run.rank == 0:
@@ -435,7 +486,11 @@ def train(signals, text_emb, folds, cfg, out_dir=art.MODEL_DIR, state_dir=art.TR
                 f"{record['val/alignment_loss']:.4f}, temperature {record['train/temperature']:.4f} "
                 f"({record['seconds']:.1f} s)" + ("  *best*" if best_epoch == epoch else ""))
         log_live(live, epoch, record)
-    return finish(run, history, best_state, out_dir)
+        stopped = agree(run, stop_reason(history, run.cfg["patience"]))
+    if stopped:
+        run.log(f"early stop after epoch {history[-1]['epoch']}/{run.cfg['epochs']}: {stopped}; "
+                f"the weights of epoch {best_record(history)['epoch']} are kept")
+    return finish(run, history, best_state, out_dir, stopped is not None)
 
 
 def save_resume(path: Path, model, opt, sched, epoch: int, key: str, history: list, best_state: dict) -> None:
