@@ -1,5 +1,6 @@
 """ecg_embeddings stage: data/model/model.pt over every record -> data/ecg_embeddings/{z_ecg,e_ecg}.npy
-(row-aligned with data/reports.jsonl, float32)."""
+(row-aligned with data/reports.jsonl, float32). For a supervised control (train.loss = supervised) e_ecg holds the
+class logits of its head (one column per SCP code it was trained on): it has no shared space."""
 from ecgalign import params
 from ecgalign.artifacts import E_ECG, ECG_EMBEDDINGS, MODEL, Z_ECG, load_reports, load_signals
 from ecgalign.atomic import save_npy

@@ -8,6 +8,14 @@ plus cheap validation-fold figures (val_*) for design choices.
 Reads data/{reports.jsonl, model/, ecg_embeddings/, text/, signals/, raw/scp_statements.csv}, dvclive's loss curves;
 writes metrics/eval.json and plots/{loss, embedding_map, zero_shot_roc, tasks}.png. Metric definitions:
 src/ecgalign/benchmark.py (and evaluation.py, probe.py, stats.py, labels.py).
+
+The probes draw their labels from the label pool (labels.label_pool): all training folds under the in-sample
+protocol, the training folds minus split.pretrain_folds under the disjoint one (`protocol`, `label_pool_size`).
+A supervised control (train.loss = supervised) has no text head: its e_ecg are class logits, so the probes run on
+those (linear_probe_*) and on z_ecg (linear_probe_z_*) as for an aligned model, while every figure that needs the
+shared space (alignment loss, retrieval and its levels, zero-shot, statement directions, the e_ecg mean cosine) is
+null and listed in `not_defined` (fnmatch patterns of the keys, space-separated: DVC drops lists and nulls from the
+metrics it reports, so the grid could not see a list) with `not_defined_reason`.
 """
 from __future__ import annotations
 
@@ -39,11 +47,11 @@ def load_inputs(data: Path, split) -> SimpleNamespace:
     n = len(reports)
     folds = np.array([r["strat_fold"] for r in reports])
     test = np.flatnonzero(np.isin(folds, split.test_folds))
-    train = np.flatnonzero(np.isin(folds, split.train_folds))
+    train = lb.label_pool(folds, split)
     val = np.flatnonzero(np.isin(folds, split.val_folds))
     if len(test) < 2 or len(train) < 2:
         raise ArtifactError(f"{reports_path}: {len(test)} records in split.test_folds={split.test_folds} and "
-                            f"{len(train)} in split.train_folds={split.train_folds}; need at least 2 in each")
+                            f"{len(train)} in the label pool (folds {split.label_folds}); need at least 2 in each")
     z_ecg, e_ecg = art.load_ecg_embeddings(n, art.under(data, art.ECG_EMBEDDINGS), reports_path)
     text = art.load_array(art.under(data, art.RECORD_EMBEDDINGS), n, "text_embeddings", reports_path)
     signals = art.load_array(art.under(data, art.SIGNALS_ARRAY), n, "signals", reports_path)
@@ -58,17 +66,39 @@ def load_inputs(data: Path, split) -> SimpleNamespace:
         text_source=art.load_text_source(art.under(data, art.TEXT)))
 
 
+# what a supervised control has no value for (fnmatch patterns of eval.json keys, also with the baseline_ prefix)
+NOT_DEFINED = ("alignment_loss", "ecg_to_*", "report_*", "zero_shot_*", "text_embedding_mean_cosine",
+               "ecg_embedding_mean_cosine", "val_alignment_loss", "val_ecg_to_text_*", "val_zero_shot_auc_macro")
+NOT_DEFINED_REASON = ("supervised control (train.loss = supervised): no text head, so no shared ECG-text space; "
+                      "zero-shot, retrieval and the alignment loss are not defined, and its e_ecg are class logits "
+                      "(the probes use them; ecg_z_mean_cosine is the collapse figure)")
+NULL_KEYS = ("alignment_loss", "ecg_to_text_r1", "ecg_to_text_r5", "ecg_to_text_r10", "text_embedding_mean_cosine",
+             "ecg_embedding_mean_cosine")   # the contract's keys, written as null
+
+
+def not_defined_figures() -> dict:
+    """The eval.json entries that say what a supervised control does not have: the contract keys as null, the
+    patterns of every undefined key, and why."""
+    patterns = [*NOT_DEFINED, *(f"baseline_{k}" for k in NOT_DEFINED)]
+    return {**{k: None for k in NULL_KEYS}, "not_defined": " ".join(patterns),
+            "not_defined_reason": NOT_DEFINED_REASON}
+
+
 def model_figures(model, inp: SimpleNamespace, prep, emb: dict, p, counts, task_counts,
                   prefix: str = "") -> tuple[dict, dict]:
     """Every figure of one model given its ECG embeddings emb = {"e"|"z": {"train"|"val"|"test": array}}, the
     test records' resamples (counts) and each task's class-complete ones (task_counts):
-    (metrics with `prefix`, extras for the plots)."""
+    (metrics with `prefix`, extras for the plots). A supervised control: the probes and the z collapse figure only."""
     ep = p.evaluate
+    z_cos = {f"{prefix}ecg_z_mean_cosine": ev.mean_pairwise_cosine(emb["z"]["test"])}
+    if model.supervised:
+        return {**z_cos, **bm.tasks(prep, emb, None, task_counts, ep.probe_c_grid, prefix, level=ep.ci_level)}, {}
     e_text = ev.project_text(model, np.asarray(inp.text[inp.test]))
     statements = ev.project_text(model, inp.statement_emb)
     m = bm.retrieval(prep, inp.test, emb["e"]["test"], e_text, counts, ep.shuffles, ep.seed, prefix, ep.ci_level)
     m[f"{prefix}ecg_embedding_mean_cosine"] = ev.mean_pairwise_cosine(emb["e"]["test"])
     m[f"{prefix}text_embedding_mean_cosine"] = ev.mean_pairwise_cosine(e_text)
+    m.update(z_cos)
     if len(inp.val) >= 2:
         m.update(bm.validation(prep, emb["e"]["val"], ev.project_text(model, np.asarray(inp.text[inp.val])), prefix))
 
@@ -98,6 +128,16 @@ def print_summary(m: dict, fractions, level: float) -> None:
         v = m.get(k)
         return f"{f3(v)} [{f3(m.get(k + '_ci_low'))}, {f3(m.get(k + '_ci_high'))}]" if v is not None else "-"
 
+    print(f"\nprotocol {m['protocol']}: probe labels from {m['label_pool_size']} records (folds {m['label_folds']})")
+    if m.get("not_defined"):
+        print(f"not defined: {m['not_defined_reason']}")
+        print(f"ECG z mean cosine {f3(m['ecg_z_mean_cosine'])} (untrained {f3(m['baseline_ecg_z_mean_cosine'])})")
+    else:
+        _print_retrieval(m, f3, ci, level)
+    _print_tasks(m, fractions, f3, ci, level)
+
+
+def _print_retrieval(m: dict, f3, ci, level: float) -> None:
     print(f"\nretrieval (test folds, n={m['n_test']}; distinct reports: {m['report_gallery_size']})")
     print(f"{'figure':<24}{f'trained [{level:.0%} CI]':>26}{'untrained':>11}{'chance':>9}{'majority':>10}{'shuffle':>9}")
     names = [(f"ecg_to_text_r{k}", f"ecg_to_text_chance_r{k}", "ecg_to_text_majority_r1" if k == 1 else None)
@@ -114,6 +154,9 @@ def print_summary(m: dict, fractions, level: float) -> None:
     print(f"{'report_hubness_k10':<24}{f3(m['report_hubness_k10']):>26}{f3(m['baseline_report_hubness_k10']):>11}")
     for k in ("alignment_loss", "ecg_embedding_mean_cosine", "text_embedding_mean_cosine"):
         print(f"{k:<24}{f3(m[k]):>26}{f3(m['baseline_' + k]):>11}")
+
+
+def _print_tasks(m: dict, fractions, f3, ci, level: float) -> None:
     print(f"\nAUC macro (test folds), trained [{level:.0%} CI] / untrained; probe C chosen on split.val_folds")
     cols = ["zero-shot"] + [f"probe {bm.fraction_key(f)}" for f in fractions]
     print(f"{'task':<17}{'classes':>8}" + "".join(f"{c:>36}" for c in cols))
@@ -143,15 +186,16 @@ def main(data_dir: str | Path = art.DATA, params_path: str | Path = art.PARAMS,
     inp = load_inputs(data, p.split)
     test, train, val = inp.test, inp.train, inp.val
     model = load_model(art.under(data, art.MODEL))
-    print(f"evaluate: {len(test)} test records (folds {p.split.test_folds}), {len(train)} train and {len(val)} "
-          f"validation records for the probes, {model.config['encoder']} model")
+    print(f"evaluate: {len(test)} test records (folds {p.split.test_folds}), {len(train)} train (folds "
+          f"{p.split.label_folds}, {p.split.protocol} protocol) and {len(val)} validation records for the probes, "
+          f"{model.config['encoder']} {'supervised control' if model.supervised else 'aligned'} model")
     prep = bm.prepare(inp.reports, inp.table, train, val, test, ep.label_fractions, ep.seed, inp.text_source)
     counts = stats.bootstrap_counts(len(test), ep.bootstrap, ep.seed)
-    task_counts, boot_metrics = bm.task_bootstrap(prep, ep.bootstrap, ep.seed)
     splits = {"train": train, "val": val, "test": test}
 
     emb = {space: {s: np.asarray(arr[rows]) for s, rows in splits.items()}
            for space, arr in (("e", inp.e_ecg), ("z", inp.z_ecg))}
+    task_counts, boot_metrics = bm.task_bootstrap(prep, ep.bootstrap, ep.seed)
     trained, extras = model_figures(model, inp, prep, emb, p, counts, task_counts)
     emb_trained_test = emb["e"]["test"]
     base = baseline_model(model, ep.seed)
@@ -160,26 +204,40 @@ def main(data_dir: str | Path = art.DATA, params_path: str | Path = art.PARAMS,
     cut = np.cumsum([len(test), len(val)])
     emb = {space: dict(zip(("test", "val", "train"), np.split(arr, cut))) for space, arr in (("e", e), ("z", z))}
     untrained, _ = model_figures(base, inp, prep, emb, p, counts, task_counts, prefix="baseline_")
-    levels = bm.retrieval_levels(prep, test, ep.shuffles, ep.seed)
+    levels = {} if model.supervised else bm.retrieval_levels(prep, test, ep.shuffles, ep.seed)
     metrics = {"n_test": int(len(test)), "n_train": int(len(train)), "n_val": int(len(val)),
-               "ci_level": ep.ci_level, **boot_metrics, **levels, **trained,
+               "ci_level": ep.ci_level, **boot_metrics, "objective": "supervised" if model.supervised else "alignment", "protocol": p.split.protocol,
+               "pretrain_folds": p.split.pretrain_pool, "label_folds": p.split.label_folds,
+               "label_pool_size": int(len(train)), **levels, **trained,
                **{k: v for k, v in untrained.items() if not k.startswith("baseline_val_")}}
+    if model.supervised:
+        metrics.update(not_defined_figures())
 
     metrics = {k: None if isinstance(v, float) and not np.isfinite(v) else v for k, v in metrics.items()}
-    curves = {s: plots.read_curve(Path(dvclive_dir) / "plots" / "metrics" / s / "alignment_loss.tsv")
+    curve = "objective" if model.supervised else "alignment_loss"   # the supervised control: its BCE
+    curves = {s: plots.read_curve(Path(dvclive_dir) / "plots" / "metrics" / s / f"{curve}.tsv")
               for s in ("train", "val")}
-    if plots.plot_loss(curves, plots_dir / "loss.png") is None:
-        print(f"plots/loss.png skipped: no {dvclive_dir}/plots/metrics/{{train,val}}/alignment_loss.tsv")
-    plots.plot_embedding_map(np.asarray(inp.e_ecg[test]), extras["e_text"], inp.primary,
-                             plots_dir / "embedding_map.png", ep.map_points, ep.seed)
-    plots.plot_roc(extras["labels"], extras["zero_shot_scores"], extras["classes"], plots_dir / "zero_shot_roc.png",
-                   title=f"Zero-shot superclass ROC, test folds (n={len(test)})")
+    if plots.plot_loss(curves, plots_dir / "loss.png", "BCE" if model.supervised else "alignment loss") is None:
+        print(f"plots/loss.png skipped: no {dvclive_dir}/plots/metrics/{{train,val}}/{curve}.tsv")
+    statements_path = statements_path or Path(metrics_path).with_name("statements.json")
+    if model.supervised:
+        plots.plot_embedding_map(np.asarray(inp.z_ecg[test]), None, inp.primary, plots_dir / "embedding_map.png",
+                                 ep.map_points, ep.seed)
+        for name, title in (("zero_shot_roc", "Zero-shot superclass ROC"), ("statement_auc", "Statement directions")):
+            plots.plot_not_defined(plots_dir / f"{name}.png", title, NOT_DEFINED_REASON)
+        write_json(metrics_path, metrics)
+        write_json(statements_path, {"statement_auc_macro": None, "not_defined_reason": NOT_DEFINED_REASON})
+    else:
+        plots.plot_embedding_map(np.asarray(inp.e_ecg[test]), extras["e_text"], inp.primary,
+                                 plots_dir / "embedding_map.png", ep.map_points, ep.seed)
+        plots.plot_roc(extras["labels"], extras["zero_shot_scores"], extras["classes"],
+                       plots_dir / "zero_shot_roc.png", title=f"Zero-shot superclass ROC, test folds (n={len(test)})")
+        write_json(metrics_path, metrics)
+        directions = statement_directions(emb_trained_test, extras["statement_keys"], inp.statement_codes,
+                                          [inp.reports[i]["scp_codes"] for i in test])
+        write_json(statements_path, statement_metrics(directions))
+        plot_statement_auc(directions, plots_dir / "statement_auc.png")
     plots.plot_tasks(metrics, lb.TASKS, [bm.fraction_key(f) for f in ep.label_fractions], plots_dir / "tasks.png")
-    write_json(metrics_path, metrics)
-    directions = statement_directions(emb_trained_test, extras["statement_keys"], inp.statement_codes,
-                                      [inp.reports[i]["scp_codes"] for i in test])
-    write_json(statements_path or Path(metrics_path).with_name("statements.json"), statement_metrics(directions))
-    plot_statement_auc(directions, plots_dir / "statement_auc.png")
     print_summary(metrics, ep.label_fractions, ep.ci_level)
     print(f"wrote {metrics_path} and {plots_dir}/*.png in {time.time() - start:.1f} s")
     return metrics

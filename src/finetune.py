@@ -3,7 +3,9 @@
     python src/finetune.py                                  # one process
     torchrun --nproc_per_node 8 src/finetune.py             # DDP (nccl on GPUs, gloo on CPU)
 
-Fine-tunes the aligned encoder (data/model/model.pt), the same encoder frozen, and the same architecture from a
+Labels come from split.label_folds (all training folds, or under the disjoint protocol those not in
+split.pretrain_folds). Fine-tunes the aligned encoder (data/model/model.pt; a supervised control's encoder when
+train.loss = supervised), the same encoder frozen, and the same architecture from a
 random init, on finetune.task at each finetune.label_fractions and on finetune.outcomes (a CSV ecg_id,time,event or
 ecg_id,label; `synthetic` / `synthetic_null`: the synthetic source's generated outcome, which the signal carries /
 does not carry; '' none); each run to early stopping at every lr of finetune.lr_grid, the lr chosen on validation
@@ -23,7 +25,7 @@ from ecgalign import params
 from ecgalign.artifacts import (FINETUNE, FINETUNE_METRICS, FINETUNE_PLOT, FINETUNE_STATE, MODEL, RAW, load_reports,
                                 load_signals)
 from ecgalign.atomic import atomic_dir, write_json
-from ecgalign.labels import task_labels
+from ecgalign.labels import label_pool, task_labels
 from ecgalign.models import load_model
 from ecgalign.outcomes import read_outcomes
 from ecgalign.ptbxl import read_statements
@@ -56,6 +58,7 @@ def main():
         signals, _ = load_signals(n_records=len(reports))
         folds = np.array([r["strat_fold"] for r in reports])
         ecg_ids = [r["ecg_id"] for r in reports]
+        pool = label_pool(folds, p.split)   # clear error when the disjoint protocol leaves no record
         y, classes, keep = task_labels([r["scp_codes"] for r in reports], read_statements(RAW), cfg["task"])
         tasks = ft.classification_tasks(y, keep, folds, cfg)
         # rank 0 writes data/finetune/; the other ranks read the same outcome table from a scratch folder
@@ -79,7 +82,9 @@ def main():
             return
         metrics = {"finetune_task": cfg["task"], "finetune_classes": classes, "finetune_max_epochs": cfg["max_epochs"],
                    "finetune_patience": cfg["patience"], "finetune_lr_grid": cfg["lr_grid"],
-                   "finetune_world_size": world,
+                   "finetune_world_size": world, "finetune_protocol": p.split.protocol,
+                   "finetune_pretrain_objective": "supervised" if pretrained.supervised else "alignment",
+                   "finetune_label_folds": p.split.label_folds, "finetune_label_pool_size": int(len(pool)),
                    "finetune_n_val": len(tasks[ft.pct_name(cfg["label_fractions"][0])]["val"]),
                    "finetune_n_test": len(tasks[ft.pct_name(cfg["label_fractions"][0])]["test"]),
                    **{f"finetune_{ft.pct_name(f)}_n_train": len(tasks[ft.pct_name(f)]["train"])

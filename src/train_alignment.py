@@ -1,4 +1,5 @@
-"""train stage: align ECG encoder and text embeddings; writes data/model/model.pt, metrics/train.json, dvclive/.
+"""train stage: align ECG encoder and text embeddings (or, with train.loss = supervised, the supervised control:
+the same encoder trained on the SCP codes of the pretraining folds, no text); writes data/model/model.pt, metrics/train.json, dvclive/.
 
     python src/train_alignment.py                                   # one process
     torchrun --nproc_per_node 8 src/train_alignment.py              # DDP (nccl on GPUs, gloo on CPU)
@@ -18,20 +19,18 @@ import numpy as np
 import torch.distributed as dist
 
 from ecgalign import params
-from ecgalign.artifacts import (DVCLIVE, MODEL_DIR, RECORD_EMBEDDINGS, RECORD_IDS, TRAIN_METRICS, TRAIN_STATE,
-                                load_array, load_record_embeddings, load_reports, load_signals)
+from ecgalign.artifacts import (DVCLIVE, MODEL_DIR, RAW, RECORD_EMBEDDINGS, RECORD_IDS, REPORTS, TRAIN_METRICS,
+                                TRAIN_STATE, load_array, load_record_embeddings, load_reports, load_signals)
 from ecgalign.atomic import write_json
-from ecgalign.errors import ArtifactError
+from ecgalign.errors import ArtifactError, ParamsError
+from ecgalign.labels import supervised_targets
+from ecgalign.losses import SUPERVISED
+from ecgalign.ptbxl import read_statements
 from ecgalign.training import config_from_params, init_distributed, train
 
 
-def main():
-    p = params.load()
-    rank, world = init_distributed(p.train.device)
-
-    reports = load_reports()
-    folds = np.array([r["strat_fold"] for r in reports])
-    signals, stats = load_signals(n_records=len(reports))
+def load_text(reports, rank):
+    """(record text embeddings, report ids or None) of the text stage, checked finite."""
     text = load_record_embeddings(len(reports))
     bad = np.flatnonzero(~np.isfinite(text).all(axis=1))
     if len(bad):
@@ -43,6 +42,27 @@ def main():
     elif rank == 0:
         print(f"{RECORD_IDS} not found: report identities taken from identical rows of {RECORD_EMBEDDINGS} "
               f"(re-run dvc repro text_embeddings to write them)")
+    return text, ids
+
+
+def main():
+    p = params.load()
+    rank, world = init_distributed(p.train.device)
+
+    reports = load_reports()
+    folds = np.array([r["strat_fold"] for r in reports])
+    signals, stats = load_signals(n_records=len(reports))
+    if p.train.loss == SUPERVISED:   # the control: the SCP codes of the pretraining folds, no text
+        pool = np.flatnonzero(np.isin(folds, p.split.pretrain_pool))
+        if len(pool) == 0:
+            raise ParamsError(f"split.pretrain_folds {p.split.pretrain_pool} selects no record of {REPORTS}")
+        text, codes = supervised_targets([r["scp_codes"] for r in reports], read_statements(RAW), pool)
+        ids = np.zeros(len(reports), dtype=np.int64)   # unused by the supervised objective
+        if rank == 0:
+            print(f"supervised control: multi-label BCE on {len(codes)} SCP codes of {len(pool)} records "
+                  f"(folds {p.split.pretrain_pool})")
+    else:
+        text, ids = load_text(reports, rank)
 
     live = None
     if rank == 0:
@@ -52,6 +72,7 @@ def main():
         metrics = train(signals, text, folds, config_from_params(p), MODEL_DIR, TRAIN_STATE, live,
                         lead_mean=stats["mean"], lead_std=stats["std"], ids=ids)
         if rank == 0:
+            metrics.update(protocol=p.split.protocol, pretrain_folds=p.split.pretrain_pool)
             write_json(TRAIN_METRICS, metrics)
             print(json.dumps(metrics, indent=2))
     finally:

@@ -184,8 +184,9 @@ def tasks(prep: SimpleNamespace, emb: dict, prompts_of, counts, c_grid, prefix: 
           level: float = stats.LEVEL) -> dict:
     """Zero-shot and linear-probe figures on every task; emb = {"e": {split: rows x d}, "z": {...}} for the
     splits "train" (all training rows), "val", "test", row-aligned with prep.train/val/test; prompts_of(task) ->
-    (prompts, classes with a prompt); counts = {task: resamples of the task's test records} (`task_bootstrap`)
-    or None for no intervals. Probes fit on each label-fraction subsample, C chosen on the validation rows."""
+    (prompts, classes with a prompt), or None for a model without a text head (the supervised control): every
+    zero-shot figure is then None. counts = {task: resamples of the task's test records} (`task_bootstrap`) or None
+    for no intervals. Probes fit on each label-fraction subsample, C chosen on the validation rows."""
     m = {}
     pos = {s: {r: i for i, r in enumerate(getattr(prep, s))} for s in ("train",)}
     full = max(prep.fractions)
@@ -195,7 +196,7 @@ def tasks(prep: SimpleNamespace, emb: dict, prompts_of, counts, c_grid, prefix: 
         c_test = None if counts is None else counts[task]
         m[f"{prefix}{task}_n_test"] = int(keep_test.sum())
         # zero-shot
-        prompts, with_prompt = prompts_of(task)
+        prompts, with_prompt = prompts_of(task) if prompts_of is not None else ([], [])
         scores = np.full(y_test.shape, np.nan)
         if len(prompts):
             cols = [t.classes.index(c) for c in with_prompt]
@@ -203,6 +204,8 @@ def tasks(prep: SimpleNamespace, emb: dict, prompts_of, counts, c_grid, prefix: 
         per_class = f"{prefix}zero_shot_auc_" if task == "superdiagnostic" else None
         n = _auc_figures(m, f"{prefix}zero_shot_{task}_auc_macro", y_test, scores, t.classes, c_test, per_class,
                          level)
+        if prompts_of is None:   # the classes a probe can score
+            n = int(pr.two_valued(y_test).sum())
         m[f"{prefix}{task}_n_classes"] = n
         m[f"{prefix}{task}_n_classes_dropped"] = len(t.classes) - n
         if task == "superdiagnostic":

@@ -1,7 +1,8 @@
 """Does the aligned encoder make a better ECG model? Fine-tuning on PTB-XL labels and on a user's own outcomes,
 each from three initialisations trained under one protocol:
 
-    aligned   the aligned ECG encoder + a new linear head on z_ecg, all fine-tuned
+    aligned   the aligned ECG encoder + a new linear head on z_ecg, all fine-tuned (for a supervised control
+              checkpoint, train.loss = supervised: its encoder, in the same place)
     frozen    the aligned encoder frozen (eval mode, z_ecg computed once), the head alone trained
     random    the same architecture from a random initialisation, all trained
 
@@ -61,13 +62,14 @@ CONFIG_KEYS = ("task", "label_fractions", "max_epochs", "patience", "min_steps_p
 
 
 def config_from_params(p) -> dict:
-    """The flat fine-tuning config from validated params (finetune.*, train.device, split.*)."""
+    """The flat fine-tuning config from validated params (finetune.*, train.device, split.*); train_folds is the
+    label pool (split.label_folds: the training folds minus split.pretrain_folds under the disjoint protocol)."""
     f = p.finetune
     return {"task": f.task, "label_fractions": list(f.label_fractions), "max_epochs": f.max_epochs,
             "patience": f.patience, "min_steps_per_epoch": f.min_steps_per_epoch,
             "head_warmup_epochs": f.head_warmup_epochs, "bn_records": f.bn_records, "batch_size": f.batch_size,
             "lr_grid": list(f.lr_grid), "weight_decay": f.weight_decay, "seed": f.seed,
-            "device": p.train.device, "train_folds": list(p.split.train_folds),
+            "device": p.train.device, "train_folds": p.split.label_folds,
             "val_folds": list(p.split.val_folds), "test_folds": list(p.split.test_folds)}
 
 
@@ -162,7 +164,8 @@ class Net(torch.nn.Module):
         super().__init__()
         self.base, self.head = base, head
         for module in (base.ecg_proj, base.text_proj):
-            module.requires_grad_(False)
+            if module is not None:   # a supervised control has no text head
+                module.requires_grad_(False)
         base.logit_scale.requires_grad_(False)
 
     def forward(self, x):

@@ -382,6 +382,18 @@ def metric_value(metrics: dict, key: str):
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
+def not_defined(results: dict, config: str, key: str) -> bool:
+    """Whether the metric is not defined for this configuration: its metrics file lists the key among the fnmatch
+    patterns of `not_defined` (space-separated; the evaluate stage does so for a supervised control's zero-shot and
+    retrieval)."""
+    file, _, name = key.rpartition(":") if ":" in key else (DEFAULT_FILE, ":", key)
+    for e in results["experiments"]:
+        patterns = (e["metrics"].get(file) or {}).get("not_defined") if e["config"] == config else None
+        if isinstance(patterns, str) and any(fnmatch.fnmatchcase(name, p) for p in patterns.split()):
+            return True
+    return False
+
+
 def dataset_of(exp: dict) -> str:
     """What an experiment ran on, from its metrics/data.json (the download stage's): synthetic and its size, or
     PTB-XL, its record count and the first digits of its table checksum; "?" for results older than that file."""
@@ -512,7 +524,7 @@ def cell(results: dict, config: str, metric: dict) -> str:
     fmt, key = metric["format"], metric["key"]
     values = by_seed(results, config, key)
     if not values:
-        return "–"
+        return "n/a" if not_defined(results, config, key) else "–"
     if len(values) == 1:
         (seed,) = values
         exp = next(e for e in results["experiments"] if e["config"] == config and e["seed"] == seed)
@@ -550,7 +562,9 @@ def render(grid: Grid, results: dict) -> str:
         label = f"{claim.text} (a = {claim.a}, b = {claim.b}" + (
             f", equal within ±{claim.margin:g})" if claim.direction == "equal" else ")")
         if r is None:
-            lines.append(f"| {label} | {claim.metric} | – | – | 0 | – | – | no results |")
+            undefined = any(not_defined(results, c, claim.metric) for c in (claim.a, claim.b))
+            verdict = "n/a (not defined)" if undefined else "no results"
+            lines.append(f"| {label} | {claim.metric} | – | – | 0 | – | – | {verdict} |")
             continue
         interval, p, p_holm = ("–", "–", "–") if r.n < 2 else (f"[{r.low:+{f}}, {r.high:+{f}}]", _p(r.p),
                                                                _p(r.p_holm))

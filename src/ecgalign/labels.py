@@ -20,6 +20,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .errors import ParamsError
+
 TASKS = ("superdiagnostic", "subdiagnostic", "diagnostic", "form", "rhythm", "all")
 SUPERCLASSES = ("NORM", "MI", "STTC", "CD", "HYP")   # the benchmark's order for the superdiagnostic task
 
@@ -75,3 +77,29 @@ def class_statements(statements: pd.DataFrame, task: str) -> dict[str, list[str]
     for code, cls in code_classes(statements, task).items():
         out.setdefault(cls, []).append(code)
     return out
+
+
+def supervised_targets(scp_codes: list[dict], statements: pd.DataFrame, rows) -> tuple[np.ndarray, list[str]]:
+    """The supervised control's targets: the `all` task's labels (every code of scp_codes is positive, whatever its
+    likelihood, as for the benchmark labels above) over the codes with a positive among `rows` (the pretraining
+    pool), as an N x C float32 0/1 matrix for every record, and those codes."""
+    y, classes, _ = task_labels(scp_codes, statements, "all")
+    present = y[np.asarray(rows)].any(axis=0)
+    if not present.any():
+        raise ValueError(f"no SCP code on the {len(rows)} pretraining record(s): nothing to supervise")
+    return y[:, present].astype(np.float32), [c for c, p in zip(classes, present) if p]
+
+
+def label_pool(folds, split) -> np.ndarray:
+    """Rows (ascending) whose labels linear probes and fine-tuning may use: split.label_folds (params.Split: the
+    training folds minus split.pretrain_folds under the disjoint protocol, all training folds otherwise).
+    ParamsError when they select no record."""
+    folds = np.asarray(folds)
+    rows = np.flatnonzero(np.isin(folds, split.label_folds))
+    if len(rows) == 0:
+        what = (f"split.train_folds {list(split.train_folds)} minus split.pretrain_folds {list(split.pretrain_folds)}"
+                if split.disjoint else f"split.train_folds {list(split.train_folds)}")
+        raise ParamsError(f"the label pool is empty: {what} = folds {split.label_folds} hold no record "
+                          f"(strat_fold values present: {sorted(set(folds.tolist()))}); set split.pretrain_folds to "
+                          f"fewer folds, or null")
+    return rows

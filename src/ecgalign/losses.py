@@ -9,7 +9,8 @@
   text in the batch identical to its own (and symmetrically for texts). With all reports distinct this is exactly
   CLIP's identity target; with all reports identical the loss is log(B) whatever the embeddings, as it should be:
   there is nothing to tell apart.
-- alignment_objective: "cosine" | "infonce" | "cosine+infonce" (the sum).
+- alignment_objective: "cosine" | "infonce" | "cosine+infonce" (the sum) | "supervised" (the control: no text;
+  multi-label BCE of the model's class logits against the record's SCP codes, see supervised_loss).
 
 `logit_scale` here is the multiplier 1/temperature (the model's `scale()`, i.e. exp of its log-space parameter),
 as in open_clip's ClipLoss.
@@ -21,6 +22,21 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from .params import LOSSES
+
+SUPERVISED = "supervised"   # the supervised control: the same encoder trained on the codes, no text
+
+
+def supervised_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean over records and codes of the binary cross-entropy of the class logits against the 0/1 code labels."""
+    return F.binary_cross_entropy_with_logits(logits.float(), labels.float())
+
+
+def alignment_monitor(kind: str, e_ecg: torch.Tensor, e_text: torch.Tensor) -> float:
+    """The comparable alignment figure logged beside the objective: mean 1 - cos for the alignment losses; NaN for
+    the supervised control, which has no shared space (its "e_ecg" are class logits, its "e_text" the labels)."""
+    if kind == SUPERVISED:
+        return float("nan")
+    return float(cosine_alignment_loss(e_ecg, e_text))
 
 
 def cosine_alignment_loss(e_ecg: torch.Tensor, e_text: torch.Tensor) -> torch.Tensor:
@@ -69,6 +85,8 @@ def alignment_objective(kind: str, e_ecg, e_text, logit_scale, text_ids=None, ga
     the cosine term is per record and stays local."""
     if kind not in LOSSES:
         raise ValueError(f"train.loss = {kind!r} is not one of {', '.join(LOSSES)}")
+    if kind == SUPERVISED:   # e_ecg: class logits, e_text: the 0/1 labels (per record: no gathering needed)
+        return supervised_loss(e_ecg, e_text)
     total = 0.0
     if "cosine" in kind:
         total = total + cosine_alignment_loss(e_ecg, e_text)

@@ -4,6 +4,11 @@ temperature, packed in one AlignmentModel whose checkpoint is self-contained.
     raw mV x[B, 12, T] --(lead_mean/lead_std buffers)--> encoder --> z_ecg[B, embed_dim] --> e_ecg[B, proj_dim]
     text embedding t[B, text_dim] ----------------------------------------------------> e_text[B, proj_dim]
 
+The supervised control (train.loss = supervised, config["objective"] = "supervised") is the same class with the
+ECG head as a linear classifier on z_ecg (ecg_proj: embed_dim -> the number of SCP codes) and no text head:
+
+    raw mV x[B, 12, T] --> encoder --> z_ecg[B, embed_dim] --> logits[B, n_codes]   (e_ecg of a supervised model)
+
 Normalisation lives in the model (buffers from the training folds' stats), so callers always pass raw millivolts
 and a checkpoint needs nothing else to encode new ECGs. Projections are not normalised: the losses do that.
 """
@@ -20,7 +25,7 @@ import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .errors import CheckpointError  # noqa: F401 (re-export: raised here)
+from .errors import CheckpointError  # re-exported, and raised here
 from .params import ENCODERS
 
 MAX_LOGIT_SCALE = math.log(100.0)  # CLIP: 1/temperature is clamped at 100
@@ -101,7 +106,9 @@ class XResNet1d(nn.Module):
 
 
 class AlignmentModel(nn.Module):
-    """ECG encoder + ECG and text projection heads + CLIP's learnable logit scale (log 1/temperature)."""
+    """ECG encoder + ECG and text projection heads + CLIP's learnable logit scale (log 1/temperature); for the
+    supervised control (config["objective"] == "supervised") the ECG head is the class head and there is no text
+    head (text_proj is None)."""
 
     def __init__(self, config: dict, lead_mean=None, lead_std=None):
         super().__init__()
@@ -115,11 +122,16 @@ class AlignmentModel(nn.Module):
         else:
             raise ValueError(f"ecg.encoder = {c['encoder']!r} is not one of {', '.join(ENCODERS)}")
         self.ecg_proj = nn.Linear(c["embed_dim"], c["proj_dim"])
-        self.text_proj = nn.Linear(c["text_dim"], c["proj_dim"])
+        self.text_proj = None if self.supervised else nn.Linear(c["text_dim"], c["proj_dim"])
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / c["temperature"])),
                                         requires_grad=c["learn_temperature"])
         self.register_buffer("lead_mean", _lead_vector(lead_mean, 0.0, n, "lead_mean"))
         self.register_buffer("lead_std", _lead_vector(lead_std, 1.0, n, "lead_std"))
+
+    @property
+    def supervised(self) -> bool:
+        """True for the supervised control (no text head; project_ecg gives class logits)."""
+        return self.config.get("objective") == "supervised"
 
     def encode_ecg(self, x):
         """Raw millivolts [B, n_leads, T] -> z_ecg [B, embed_dim]."""
@@ -129,6 +141,9 @@ class AlignmentModel(nn.Module):
         return self.ecg_proj(z)
 
     def project_text(self, t):
+        if self.text_proj is None:
+            raise CheckpointError("a supervised model (train.loss = supervised) has no text head: text projections, "
+                                  "zero-shot and ECG -> text retrieval are not defined for it; use an aligned model")
         return self.text_proj(t)
 
     def scale(self):
@@ -136,7 +151,8 @@ class AlignmentModel(nn.Module):
         return self.logit_scale.clamp(max=MAX_LOGIT_SCALE).exp()
 
     def forward(self, x, t):
-        return self.project_ecg(self.encode_ecg(x)), self.project_text(t)
+        """(e_ecg, e_text); for the supervised control (class logits, t unchanged: t is the label matrix)."""
+        return self.project_ecg(self.encode_ecg(x)), (t if self.supervised else self.project_text(t))
 
 
 def _lead_vector(values, default: float, n: int, name: str) -> torch.Tensor:
@@ -152,10 +168,14 @@ def _lead_vector(values, default: float, n: int, name: str) -> torch.Tensor:
 
 
 def build_model(encoder: str, embed_dim: int, text_dim: int, proj_dim: int, temperature: float = 0.07,
-                learn_temperature: bool = True, lead_mean=None, lead_std=None, n_leads: int = 12) -> AlignmentModel:
-    """An AlignmentModel; lead_mean/lead_std (per-lead mV, from the training folds) default to 0/1."""
+                learn_temperature: bool = True, lead_mean=None, lead_std=None, n_leads: int = 12,
+                n_classes: int | None = None) -> AlignmentModel:
+    """An AlignmentModel; lead_mean/lead_std (per-lead mV, from the training folds) default to 0/1. With
+    n_classes: the supervised control (a class head of n_classes logits on z_ecg; text_dim and proj_dim unused)."""
     config = dict(encoder=encoder, embed_dim=int(embed_dim), text_dim=int(text_dim), proj_dim=int(proj_dim),
                   temperature=float(temperature), learn_temperature=bool(learn_temperature), n_leads=int(n_leads))
+    if n_classes is not None:
+        config.update(objective="supervised", text_dim=None, proj_dim=int(n_classes), learn_temperature=False)
     if encoder == "xresnet1d":
         config["depth"] = XRESNET_DEFAULT
     return AlignmentModel(config, lead_mean, lead_std)

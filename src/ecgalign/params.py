@@ -4,7 +4,7 @@ Each section of params.yaml is one frozen dataclass below; `load()` returns them
 annotation is its type: `str`, `int`, `bool`, `float` (an int or a float), `Literal[...]` (one of these values; the
 choices of ecg.encoder and train.loss are defined here, ENCODERS and LOSSES, and imported by ecgalign.models and
 ecgalign.losses, so that validating params never imports torch) or
-`list[Fold]` (strat_folds). A number's allowed range is the field's metadata, written `between(low, high)` (inclusive;
+`list[Fold]` (strat_folds); `X | None` admits null besides an X (split.pretrain_folds). A number's allowed range is the field's metadata, written `between(low, high)` (inclusive;
 None for open). Unknown keys, missing keys, wrong types, impossible values and duplicate YAML keys raise ParamsError
 naming the dotted key (or the line).
 
@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+from types import UnionType
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Union, get_args, get_origin, get_type_hints
@@ -34,7 +35,7 @@ from .errors import ParamsError
 from .labels import TASKS
 
 ENCODERS = ("cnn1d", "xresnet1d")                 # ecg.encoder: built by ecgalign.models
-LOSSES = ("cosine", "infonce", "cosine+infonce")  # train.loss: computed by ecgalign.losses
+LOSSES = ("cosine", "infonce", "cosine+infonce", "supervised")  # train.loss: computed by ecgalign.losses
 FOLDS = tuple(range(1, 11))
 Fold = Literal[FOLDS]
 Device = Literal["auto", "cpu", "cuda"]
@@ -64,12 +65,42 @@ class Split:
     train_folds: list[Fold]
     val_folds: list[Fold]
     test_folds: list[Fold]
+    pretrain_folds: list[Fold] | None = None
 
     def __post_init__(self):
         for a, b in (("train_folds", "val_folds"), ("train_folds", "test_folds"), ("val_folds", "test_folds")):
             common = sorted(set(getattr(self, a)) & set(getattr(self, b)))
             if common:
                 raise ParamsError(f"params.yaml: split.{a} and split.{b} share fold(s) {common}")
+        if self.pretrain_folds is not None:
+            outside = sorted(set(self.pretrain_folds) - set(self.train_folds))
+            if outside:
+                raise ParamsError(f"params.yaml: split.pretrain_folds has fold(s) {outside} that are not in "
+                                  f"split.train_folds = {list(self.train_folds)}: the pretraining pool must be a "
+                                  f"subset of the training folds (null: all of them)")
+
+    @property
+    def pretrain_pool(self) -> list[int]:
+        """The folds the alignment (or the supervised control) is pretrained on: pretrain_folds, or train_folds."""
+        return list(self.train_folds if self.pretrain_folds is None else self.pretrain_folds)
+
+    @property
+    def disjoint(self) -> bool:
+        """True when pretraining uses only part of the training folds (the disjoint protocol)."""
+        return set(self.pretrain_pool) != set(self.train_folds)
+
+    @property
+    def protocol(self) -> str:
+        """'disjoint' (labels only from the training folds that pretraining did not see) or 'in-sample'."""
+        return "disjoint" if self.disjoint else "in-sample"
+
+    @property
+    def label_folds(self) -> list[int]:
+        """The folds linear probes and fine-tuning draw their labels from: train_folds minus pretrain_folds under
+        the disjoint protocol, all train_folds otherwise (in-sample: pretraining has seen these records' reports)."""
+        if not self.disjoint:
+            return list(self.train_folds)
+        return [f for f in self.train_folds if f not in set(self.pretrain_pool)]
 
 
 @dataclass(frozen=True)
@@ -178,6 +209,10 @@ def _types(hint) -> tuple[type, ...]:
 
 
 def _check(key: str, value, hint, f: dataclasses.Field) -> None:
+    if get_origin(hint) in (Union, UnionType) and type(None) in get_args(hint):   # `X | None`: null or X
+        if value is None:
+            return
+        hint = next(h for h in get_args(hint) if h is not type(None))
     types = _types(hint)
     # bool is an int in Python: refuse True where a number is meant, and 1 where a bool is meant
     if isinstance(value, bool) != (bool in types) or not isinstance(value, types):

@@ -35,8 +35,9 @@ def read_curve(path: str | Path) -> tuple[np.ndarray, np.ndarray] | None:
     return df["step"].to_numpy(), df[df.columns[-1]].to_numpy(dtype=float)
 
 
-def plot_loss(curves: dict[str, tuple[np.ndarray, np.ndarray] | None], path: str | Path) -> Path | None:
-    """Alignment loss per epoch, one line per split ({"train": (steps, values), "val": ...}); None (and no file)
+def plot_loss(curves: dict[str, tuple[np.ndarray, np.ndarray] | None], path: str | Path,
+              name: str = "alignment loss") -> Path | None:
+    """A loss (`name`) per epoch, one line per split ({"train": (steps, values), "val": ...}); None (and no file)
     when no curve is present."""
     curves = {k: v for k, v in curves.items() if v is not None}
     if not curves:
@@ -44,7 +45,7 @@ def plot_loss(curves: dict[str, tuple[np.ndarray, np.ndarray] | None], path: str
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, (steps, values) in curves.items():
         ax.plot(steps, values, marker="o", ms=3, label=name)
-    ax.set(xlabel="epoch", ylabel="alignment loss", title="Alignment loss per epoch")
+    ax.set(xlabel="epoch", ylabel=name, title=f"{name[0].upper()}{name[1:]} per epoch")
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     ax.legend()
@@ -58,15 +59,17 @@ def pca_2d(x: np.ndarray) -> np.ndarray:
     return x @ vt[:2].T
 
 
-def plot_embedding_map(e_ecg: np.ndarray, e_text: np.ndarray, classes: list[str], path: str | Path,
+def plot_embedding_map(e_ecg: np.ndarray, e_text: np.ndarray | None, classes: list[str], path: str | Path,
                        max_points: int = 2000, seed: int = 0) -> Path:
     """PCA of unit ECG and text embeddings together (one shared 2-D basis), ECGs as dots and texts as crosses,
-    coloured by each record's superclass; at most max_points records (a fixed random subset)."""
+    coloured by each record's superclass; at most max_points records (a fixed random subset). e_text None (the
+    supervised control: no text side): the ECG embeddings alone."""
     from .evaluation import unit
 
     n = len(e_ecg)
     rows = np.sort(np.random.default_rng(seed).permutation(n)[:max_points])
-    xy = pca_2d(np.concatenate([unit(e_ecg[rows]), unit(e_text[rows])]))
+    texts = [] if e_text is None else [unit(e_text[rows])]
+    xy = pca_2d(np.concatenate([unit(e_ecg[rows]), *texts]))
     ecg_xy, text_xy = xy[:len(rows)], xy[len(rows):]
     labels = np.asarray(classes, dtype=object)[rows]
     fig, ax = plt.subplots(figsize=(7, 6))
@@ -74,9 +77,22 @@ def plot_embedding_map(e_ecg: np.ndarray, e_text: np.ndarray, classes: list[str]
         m = labels == c
         color = f"C{i}"
         ax.scatter(*ecg_xy[m].T, s=8, alpha=0.6, color=color, label=f"{c} ECG ({m.sum()})")
-        ax.scatter(*text_xy[m].T, s=30, marker="x", alpha=0.8, color=color, label=f"{c} text")
-    ax.set(xlabel="PC 1", ylabel="PC 2", title=f"Test embeddings, PCA of both modalities ({len(rows)} records)")
+        if len(text_xy):
+            ax.scatter(*text_xy[m].T, s=30, marker="x", alpha=0.8, color=color, label=f"{c} text")
+    what = "both modalities" if e_text is not None else "the ECG embeddings (no text side)"
+    ax.set(xlabel="PC 1", ylabel="PC 2", title=f"Test embeddings, PCA of {what} ({len(rows)} records)")
     ax.legend(fontsize=7, ncol=2, markerscale=1.5)
+    return _save(fig, path)
+
+
+def plot_not_defined(path: str | Path, title: str, reason: str) -> Path:
+    """A figure that says why it has no content (a declared plot whose figure is not defined for this model)."""
+    import textwrap
+
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.axis("off")
+    ax.set_title(title)
+    ax.text(0.5, 0.5, "not defined: " + "\n".join(textwrap.wrap(reason, 60)), ha="center", va="center", fontsize=10)
     return _save(fig, path)
 
 

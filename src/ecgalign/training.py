@@ -22,6 +22,11 @@ model.pt, the metrics).
   epochs; the best epoch's weights are kept as always (stop_reason).
 - Augmentations (params `augment:`, ecgalign.augment): on the fly, on the training batches only (never validation,
   never embedding), from a generator seeded per (seed, epoch, rank).
+- Supervised control (train.loss = supervised): the same encoder, epochs, optimiser and schedule, a linear class head
+  on z_ecg trained with multi-label BCE; `text_emb` is then the N x C 0/1 label matrix of the SCP codes
+  (labels.supervised_targets) in place of the text embeddings, and no alignment figure is logged (NaN -> None).
+- Pretraining pool: `train_folds` of the config is the folds pretraining reads (split.pretrain_folds, or
+  split.train_folds when that is null); rows of other folds but the validation folds are never read.
 - Model selection: the epoch with the lowest *validation objective of the chosen loss*. For "cosine" that is the
   validation alignment loss; for InfoNCE the cosine loss is the wrong criterion: it is lowest when the space collapses
   (all embeddings on one direction), which InfoNCE exists to prevent.
@@ -49,7 +54,7 @@ import torch.distributed as dist
 
 from . import artifacts as art
 from . import augment as augmentations
-from .losses import alignment_objective, cosine_alignment_loss
+from .losses import SUPERVISED, alignment_monitor, alignment_objective
 from .models import MAX_LOGIT_SCALE, build_model, save_checkpoint, sync_batchnorm, unwrap
 
 # the keys train() reads; config_from_params builds them from params.yaml
@@ -62,9 +67,10 @@ CUBLAS_WORKSPACE = ":4096:8"   # what cuBLAS needs to be deterministic (CUBLAS_W
 
 
 def config_from_params(p) -> dict:
-    """The flat training config from validated params (ecg.*, train.*, split.train_folds/val_folds)."""
+    """The flat training config from validated params (ecg.*, train.*, split.val_folds; train_folds is the
+    pretraining pool: split.pretrain_folds, or split.train_folds when that is null)."""
     return {"encoder": p.ecg.encoder, "embed_dim": p.ecg.embed_dim, **vars(p.train),
-            "train_folds": list(p.split.train_folds), "val_folds": list(p.split.val_folds),
+            "train_folds": p.split.pretrain_pool, "val_folds": list(p.split.val_folds),
             "augment": dict(vars(p.augment))}
 
 
@@ -227,7 +233,7 @@ def evaluate(model, signals, text_emb, ids, rows, kind: str, batch_size: int, de
         with autocast(device):
             e_ecg, e_text = model(x, t)
         obj += float(alignment_objective(kind, e_ecg, e_text, model.scale(), i, gather=False)) * len(x)
-        align += float(cosine_alignment_loss(e_ecg, e_text)) * len(x)
+        align += alignment_monitor(kind, e_ecg, e_text) * len(x)
     model.train(was_training)
     return obj / len(rows), align / len(rows)
 
@@ -260,7 +266,7 @@ def log_live(live, step: int, record: dict) -> None:
         return
     live.step = step
     for name, value in record.items():
-        if "/" in name:
+        if "/" in name and math.isfinite(value):   # the supervised control has no alignment figure (NaN)
             live.log_metric(name, value)
     live.next_step()
 
@@ -312,7 +318,8 @@ def setup(signals, text_emb, folds, cfg, ids=None, state_dir=art.TRAIN_STATE, le
     seed_everything(cfg["seed"])
     model = build_model(cfg["encoder"], cfg["embed_dim"], text_emb.shape[1], cfg["proj_dim"], cfg["temperature"],
                         cfg["learn_temperature"] and cfg["loss"] != "cosine",  # the cosine loss has no temperature
-                        lead_mean, lead_std, n_leads=signals.shape[1]).to(device)
+                        lead_mean, lead_std, n_leads=signals.shape[1],
+                        n_classes=text_emb.shape[1] if cfg["loss"] == SUPERVISED else None).to(device)
     net = model
     if world > 1:  # BatchNorm over the global batch, as on one process; same parameters, same state_dict keys
         model = sync_batchnorm(model, device)
@@ -387,7 +394,7 @@ def train_epoch(run: Run, epoch: int) -> dict:
         run.sched.step()
         with torch.no_grad():
             model.logit_scale.clamp_(0, MAX_LOGIT_SCALE)
-            sums += torch.tensor([objective.item() * len(x), cosine_alignment_loss(e_ecg, e_text).item() * len(x),
+            sums += torch.tensor([objective.item() * len(x), alignment_monitor(cfg["loss"], e_ecg, e_text) * len(x),
                                   len(x)], dtype=torch.float64)
     if run.world > 1:  # every rank's share: the logged train figures are over the whole epoch
         sums = sums.to(device)
@@ -442,6 +449,8 @@ def finish(run: Run, history: list[dict], best_state: dict, out_dir, stopped: bo
                "val_objective_last": history[-1]["val/objective"],
                "temperature": best["train/temperature"],
                "n_train": int(len(run.train_rows)), "n_val": int(len(run.val_rows)), "world_size": run.world}
+    if run.cfg["loss"] == SUPERVISED:   # no shared space: no alignment figure, no temperature
+        results = {k: None if k.startswith("alignment_loss") or k == "temperature" else v for k, v in results.items()}
     if run.rank == 0:
         run.model.load_state_dict(best_state)
         save_checkpoint(Path(out_dir) / art.MODEL.name, run.model, epoch=best["epoch"], key=run.key, metrics=results,
