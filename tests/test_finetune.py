@@ -93,6 +93,14 @@ def test_bad_rows_are_named_or_skipped(tmp_path, rows, message):
     assert oc.n_skipped == 1 and oc.rows.tolist() == [0, 2] and oc.skipped[0].startswith("line 3")
 
 
+def test_a_bad_outcome_file_ends_the_stage_with_one_error_line(tmp_path, capsys):
+    from ecgalign.errors import run
+    with pytest.raises(SystemExit):
+        run(read_outcomes, tmp_path / "missing.csv", [1])
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "missing.csv" in err and err.count("\n") == 1 and "Traceback" not in err
+
+
 def test_bad_tables(tmp_path):
     with pytest.raises(OutcomeError, match=r"columns \['ecg_id', 'time'\]; need ecg_id,time,event"):
         read_outcomes(write_csv(tmp_path / "a.csv", "ecg_id,time\n1,2\n"), [1])

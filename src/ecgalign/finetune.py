@@ -480,7 +480,9 @@ def summarise(results: dict, tasks: dict, n_boot: int = stats.N_BOOT, seed: int 
     for name, t in tasks.items():
         prefix, tag, metric = t["prefix"], t.get("tag", ""), t["metric"]
         truth = np.asarray(t["target"])[t["test"]]
-        counts = stats.bootstrap_counts(len(t["test"]), n_boot, seed)
+        # macro AUCs: class-complete resamples, so that every resample scores the classes the point scores
+        counts = (stats.bootstrap_counts(len(t["test"]), n_boot, seed) if t["kind"] == "cox"
+                  else stats.class_complete_counts(truth > 0.5, n_boot, seed)[0])
         boot, point = {}, {}
         for init in INITS:
             r = results[name][init]
