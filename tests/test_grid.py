@@ -164,6 +164,19 @@ def test_cost_table_averages_each_stage_over_the_runs_of_the_first_configuration
     assert "Cost" not in g.render(grid, RESULTS)                           # no run recorded costs
 
 
+def test_a_claim_can_compare_two_figures_of_the_same_runs(tmp_path):
+    (tmp_path / "g.yaml").write_text(
+        "configs: {ft: {}}\nmetrics: [aligned]\nclaims:\n  - {text: aligned beats random, a: ft, b: ft, "
+        "metric: aligned, b_metric: random, direction: higher}\n")
+    grid = g.load_grid(tmp_path / "g.yaml", tmp_path)
+    runs = {"experiments": [{"name": f"ft-s{s}", "config": "ft", "seed": s,
+                             "metrics": {"metrics/eval.json": {"aligned": a, "random": r}}}
+                            for s, (a, r) in enumerate([(0.9, 0.8), (0.85, 0.7), (0.95, 0.8)])]}
+    r = g.paired(runs, grid.claims[0])
+    assert r.n == 3 and r.mean == pytest.approx(0.4 / 3)        # differences 0.1, 0.15, 0.15
+    assert "| aligned beats random (a = ft, b = ft) | aligned − random | +0.133 |" in g.render(grid, runs)
+
+
 def test_task_table_shows_mean_sd_over_seeds_and_the_interval_of_the_first_seed(grid):
     def run(seed, zs, p1):
         return exp("a", seed, 0.5, zero_shot_form_auc_macro=zs, zero_shot_form_auc_macro_ci_low=zs - 0.1,
@@ -235,7 +248,7 @@ def test_exp_show_json_is_read_into_states():
         "a-s0": [("c0ffee", "success")], "a-s1": [("c0ffee", "success")], "b-s0": [("c0ffee", "failed")]}
 
 
-@pytest.mark.parametrize("grid_file", ["experiments.yaml", "experiments-quick.yaml"])
+@pytest.mark.parametrize("grid_file", ["experiments.yaml", "experiments-quick.yaml", "experiments-finetune.yaml"])
 def test_results_blocks_are_what_the_script_writes_for_the_committed_results(grid_file):
     grid = g.load_grid(REPO / grid_file, REPO)
     results = json.loads((REPO / grid.results).read_text())

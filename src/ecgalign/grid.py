@@ -51,6 +51,11 @@ class Claim:
     metric: str           # "key" (in metrics/eval.json) or "metrics/<file>.json:key"
     direction: str        # higher: a > b | lower: a < b | equal: |a - b| < margin
     margin: float = 0.0
+    b_metric: str = ""    # b's metric when it differs from a's (two figures of one run: aligned vs random init)
+
+    @property
+    def metric_b(self) -> str:
+        return self.b_metric or self.metric
 
 
 @dataclass
@@ -162,7 +167,7 @@ def load_grid(path: str | Path, root: str | Path | None = None) -> Grid:
                 raise GridError(f"{path}: claims[{i}].{side}={c[side]!r} is not a configuration; "
                                 f"configurations: {sorted(configs)}")
         claims.append(Claim(text=c["text"], a=c["a"], b=c["b"], metric=c["metric"], direction=c["direction"],
-                            margin=float(c.get("margin", 0.0))))
+                            margin=float(c.get("margin", 0.0)), b_metric=str(c.get("b_metric", ""))))
     return Grid(seeds=seeds, seed_params=list(raw.get("seed_params", ["train.seed"])), configs=configs,
                 metrics=metrics, claims=claims, targets=targets,
                 results=str(raw.get("results", "results/grid.json")), document=str(raw.get("document", "README.md")))
@@ -463,7 +468,7 @@ def paired(results: dict, claim: Claim) -> Paired | None:
     claimed side (the interval excludes 0 on that side), contradicted on the other side, not supported otherwise;
     equal: two one-sided t-tests of |a - b| >= margin (TOST), p = 2 * the larger one-sided p, so that p < ALPHA is
     the interval lying within ±margin: supported then, not supported otherwise."""
-    a, b = by_seed(results, claim.a, claim.metric), by_seed(results, claim.b, claim.metric)
+    a, b = by_seed(results, claim.a, claim.metric), by_seed(results, claim.b, claim.metric_b)
     seeds = sorted(set(a) & set(b))
     if not seeds:
         return None
@@ -559,16 +564,17 @@ def render(grid: Grid, results: dict) -> str:
               "|---|---|---|---|---|---|---|---|"]
     for claim, r in zip(grid.claims, checked):
         f = fmt_of.get(claim.metric, ".3f")
+        shown = claim.metric + (f" − {claim.b_metric}" if claim.b_metric else "")
         label = f"{claim.text} (a = {claim.a}, b = {claim.b}" + (
             f", equal within ±{claim.margin:g})" if claim.direction == "equal" else ")")
         if r is None:
             undefined = any(not_defined(results, c, claim.metric) for c in (claim.a, claim.b))
             verdict = "n/a (not defined)" if undefined else "no results"
-            lines.append(f"| {label} | {claim.metric} | – | – | 0 | – | – | {verdict} |")
+            lines.append(f"| {label} | {shown} | – | – | 0 | – | – | {verdict} |")
             continue
         interval, p, p_holm = ("–", "–", "–") if r.n < 2 else (f"[{r.low:+{f}}, {r.high:+{f}}]", _p(r.p),
                                                                _p(r.p_holm))
-        lines.append(f"| {label} | {claim.metric} | {r.mean:+{f}} | {interval} | {r.n} | {p} | {p_holm} | "
+        lines.append(f"| {label} | {shown} | {r.mean:+{f}} | {interval} | {r.n} | {p} | {p_holm} | "
                      f"{r.verdict} |")
     if configs:
         lines += render_tasks(results, configs[0]) + render_costs(results, configs[0])
