@@ -288,4 +288,4 @@ def test_grid_shows_a_metric_that_is_not_defined_as_n_a():
                                                     "zero_shot_auc_macro", "higher")])
     table = g.render(grid, results)
     row = next(line for line in table.splitlines() if line.startswith("| supervised |"))
-    assert row.endswith("| 0, 1 | n/a |") and table.rstrip().endswith("| 0 | n/a (not defined) |")
+    assert row.endswith("| 0, 1 | n/a |") and table.rstrip().endswith("| 0 | – | – | n/a (not defined) |")
