@@ -160,7 +160,7 @@ def test_cost_table_averages_each_stage_over_the_runs_of_the_first_configuration
     assert "| train | 10.5 min | 21.0 min | 11.00 GiB | 2 |" in block          # mean wall, mean CPU, largest peak
     assert "| evaluate | 2.5 min | 5.0 min | 3.00 GiB | 2 |" in block
     assert "| **all stages** | **13.0 min** | | | |" in block
-    assert "Cost of a `a` run on PTB-XL 21,837 (cd9bf4e6) (2 cores;" in block
+    assert "Cost of one `a` run on PTB-XL 21,837 (cd9bf4e6) (2 cores;" in block
     assert "Cost" not in g.render(grid, RESULTS)                           # no run recorded costs
 
 

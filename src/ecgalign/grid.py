@@ -641,7 +641,7 @@ def render_costs(results: dict, config: str) -> list[str]:
     if not rows:
         return []
     cpus = {c["cpus"] for m in runs for k, c in m.items() if k.startswith("metrics/cost/")}
-    return ["", f"Cost of a `{config}` run on {' / '.join(datasets(results, config))} "
+    return ["", f"Cost of one `{config}` run on {' / '.join(datasets(results, config))} "
             f"({'/'.join(map(str, sorted(cpus)))} cores; from each stage's metrics/cost/<stage>.json; a stage restored "
             "from DVC's run cache shows the cost of the run that computed it):", "",
             "| stage | wall time | CPU time | peak memory | runs |", "|---|---|---|---|---|", *rows,
