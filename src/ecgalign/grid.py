@@ -68,6 +68,7 @@ class Grid:
     targets: list[str] = field(default_factory=list)   # stages each experiment runs (with their upstream); [] = all
     results: str = "results/grid.json"                  # the snapshot (relative to the repository root)
     document: str = "README.md"                         # the file whose results block is generated from it
+    task_tables: list[str] = field(default_factory=list)  # configurations with a per-task table (default: the first)
 
     def experiments(self) -> list[tuple[str, str, int, dict]]:
         """(name, config, seed, overrides) for every cell of the grid, in file order."""
@@ -126,7 +127,8 @@ def load_grid(path: str | Path, root: str | Path | None = None) -> Grid:
         raise GridError(f"{path}: not valid YAML ({e})") from None
     if not isinstance(raw, dict):
         raise GridError(f"{path}: must be a mapping with keys seeds, configs, metrics, claims")
-    keys = ("seeds", "seed_params", "common", "configs", "metrics", "claims", "targets", "results", "document")
+    keys = ("seeds", "seed_params", "common", "configs", "metrics", "claims", "targets", "results", "document",
+            "task_tables")
     unknown = set(raw) - set(keys)
     if unknown:
         raise GridError(f"{path}: unknown key(s) {sorted(unknown)}; valid: {', '.join(keys)}")
@@ -170,7 +172,8 @@ def load_grid(path: str | Path, root: str | Path | None = None) -> Grid:
                             margin=float(c.get("margin", 0.0)), b_metric=str(c.get("b_metric", ""))))
     return Grid(seeds=seeds, seed_params=list(raw.get("seed_params", ["train.seed"])), configs=configs,
                 metrics=metrics, claims=claims, targets=targets,
-                results=str(raw.get("results", "results/grid.json")), document=str(raw.get("document", "README.md")))
+                results=str(raw.get("results", "results/grid.json")), document=str(raw.get("document", "README.md")),
+                task_tables=[str(c) for c in raw.get("task_tables") or []])
 
 
 # ----------------------------------------------------------------------------------------------------- DVC and git
@@ -577,7 +580,9 @@ def render(grid: Grid, results: dict) -> str:
         lines.append(f"| {label} | {shown} | {r.mean:+{f}} | {interval} | {r.n} | {p} | {p_holm} | "
                      f"{r.verdict} |")
     if configs:
-        lines += render_tasks(results, configs[0]) + render_costs(results, configs[0])
+        for c in [c for c in grid.task_tables if c in configs] or configs[:1]:
+            lines += render_tasks(results, c)
+        lines += render_costs(results, configs[0])
     return "\n".join(lines) + "\n"
 
 
@@ -596,7 +601,7 @@ def cell_with_interval(results: dict, config: str, key: str, fmt: str = ".3f") -
     """mean ± sd over seeds, then the bootstrap interval of the lowest seed's run in brackets."""
     values = by_seed(results, config, key)
     if not values:
-        return "–"
+        return "n/a" if not_defined(results, config, key) else "–"
     first = min(values)
     exp = next(e for e in results["experiments"] if e["config"] == config and e["seed"] == first)
     lo, hi = metric_value(exp["metrics"], key + "_ci_low"), metric_value(exp["metrics"], key + "_ci_high")
