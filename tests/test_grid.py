@@ -177,6 +177,17 @@ def test_a_claim_can_compare_two_figures_of_the_same_runs(tmp_path):
     assert "| aligned beats random (a = ft, b = ft) | aligned − random | +0.133 |" in g.render(grid, runs)
 
 
+def test_the_cost_table_keeps_to_the_stages_the_targets_run():
+    assert g.run_stages(REPO, ["evaluate"]) == ("download", "reports", "text_embeddings", "signals", "train",
+                                                "ecg_embeddings", "evaluate")
+    assert g.run_stages(REPO, ["finetune"]) == ("download", "reports", "text_embeddings", "signals", "train",
+                                                "finetune")
+    assert g.run_stages(REPO, []) == ()
+    runs = {"experiments": [on(FULL, exp("a", 0, 0.5), train=600, evaluate=120)]}
+    lines = "\n".join(g.render_costs(runs, "a", ("train",)))
+    assert "| train |" in lines and "| evaluate |" not in lines and "**10.0 min**" in lines
+
+
 def test_task_table_shows_mean_sd_over_seeds_and_the_interval_of_the_first_seed(grid):
     def run(seed, zs, p1):
         return exp("a", seed, 0.5, zero_shot_form_auc_macro=zs, zero_shot_form_auc_macro_ci_low=zs - 0.1,

@@ -68,7 +68,8 @@ class Grid:
     targets: list[str] = field(default_factory=list)   # stages each experiment runs (with their upstream); [] = all
     results: str = "results/grid.json"                  # the snapshot (relative to the repository root)
     document: str = "README.md"                         # the file whose results block is generated from it
-    task_tables: list[str] = field(default_factory=list)  # configurations with a per-task table (default: the first)
+    task_tables: list[str] | None = None   # configurations with a per-task table (None: the first; []: none)
+    stages: tuple[str, ...] = ()           # the pipeline stages an experiment runs (targets and upstream); () = all
 
     def experiments(self) -> list[tuple[str, str, int, dict]]:
         """(name, config, seed, overrides) for every cell of the grid, in file order."""
@@ -107,6 +108,26 @@ def _resolve_paths(overrides: dict, root: Path) -> dict:
         path = Path(expand_env(str(out["data.path"])))
         out["data.path"] = str(path if path.is_absolute() else (root / path).resolve())
     return out
+
+
+def run_stages(root: Path, targets: list[str]) -> tuple[str, ...]:
+    """The stages of root/dvc.yaml that `dvc exp run TARGETS` runs: the targets and every stage upstream of them (a
+    stage is upstream when one of its outputs holds a dependency); () for no targets (all) or no dvc.yaml."""
+    path = Path(root) / "dvc.yaml"
+    if not targets or not path.exists():
+        return ()
+    spec = yaml.safe_load(path.read_text())["stages"]
+    outs = {name: [str(next(iter(o)) if isinstance(o, dict) else o) for o in s.get("outs", [])]
+            for name, s in spec.items()}
+    needed, todo = set(), [t for t in targets if t in spec]
+    while todo:
+        stage = todo.pop()
+        if stage in needed:
+            continue
+        needed.add(stage)
+        for dep in map(str, spec[stage].get("deps", [])):
+            todo += [s for s, paths in outs.items() if any(dep == o or dep.startswith(o + "/") for o in paths)]
+    return tuple(s for s in spec if s in needed)
 
 
 def missing_datasets(overrides: list[tuple[str, dict]]) -> list[str]:
@@ -173,7 +194,8 @@ def load_grid(path: str | Path, root: str | Path | None = None) -> Grid:
     return Grid(seeds=seeds, seed_params=list(raw.get("seed_params", ["train.seed"])), configs=configs,
                 metrics=metrics, claims=claims, targets=targets,
                 results=str(raw.get("results", "results/grid.json")), document=str(raw.get("document", "README.md")),
-                task_tables=[str(c) for c in raw.get("task_tables") or []])
+                task_tables=None if raw.get("task_tables") is None else [str(c) for c in raw["task_tables"]],
+                stages=run_stages(root, targets))
 
 
 # ----------------------------------------------------------------------------------------------------- DVC and git
@@ -580,9 +602,10 @@ def render(grid: Grid, results: dict) -> str:
         lines.append(f"| {label} | {shown} | {r.mean:+{f}} | {interval} | {r.n} | {p} | {p_holm} | "
                      f"{r.verdict} |")
     if configs:
-        for c in [c for c in grid.task_tables if c in configs] or configs[:1]:
+        tables = configs[:1] if grid.task_tables is None else [c for c in grid.task_tables if c in configs]
+        for c in tables:
             lines += render_tasks(results, c)
-        lines += render_costs(results, configs[0])
+        lines += render_costs(results, configs[0], grid.stages or STAGES)
     return "\n".join(lines) + "\n"
 
 
@@ -630,12 +653,13 @@ def render_tasks(results: dict, config: str) -> list[str]:
 STAGES = ("download", "reports", "text_embeddings", "signals", "train", "ecg_embeddings", "evaluate", "finetune")
 
 
-def render_costs(results: dict, config: str) -> list[str]:
-    """The cost table of one configuration's runs, from their metrics/cost/<stage>.json: mean wall and CPU time
-    over the runs, the largest peak memory. Empty when no run recorded costs."""
+def render_costs(results: dict, config: str, stages=STAGES) -> list[str]:
+    """The cost table of one configuration's runs, from their metrics/cost/<stage>.json, for the stages they ran
+    (an experiment also carries the cost files its baseline commit holds for stages it did not run): mean wall and
+    CPU time over the runs, the largest peak memory. Empty when no run recorded costs."""
     runs = [e["metrics"] for e in results["experiments"] if e["config"] == config]
     rows, total = [], 0.0
-    for stage in STAGES:
+    for stage in (s for s in STAGES if s in stages):
         costs = [m[f"metrics/cost/{stage}.json"] for m in runs if f"metrics/cost/{stage}.json" in m]
         if not costs:
             continue
