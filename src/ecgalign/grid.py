@@ -557,12 +557,16 @@ def cell(results: dict, config: str, metric: dict) -> str:
         return "n/a" if not_defined(results, config, key) else "–"
     if len(values) == 1:
         (seed,) = values
-        exp = next(e for e in results["experiments"] if e["config"] == config and e["seed"] == seed)
-        lo, hi = metric_value(exp["metrics"], key + "_ci_low"), metric_value(exp["metrics"], key + "_ci_high")
-        v = values[seed]
-        return f"{v:{fmt}} [{lo:{fmt}}, {hi:{fmt}}]" if lo is not None and hi is not None else f"{v:{fmt}}"
+        return f"{values[seed]:{fmt}}" + run_interval(results, config, seed, key, fmt)
     mean, sd = mean_sd(list(values.values()))
     return f"{mean:{fmt}} ± {sd:{fmt}}"
+
+
+def run_interval(results: dict, config: str, seed: int, key: str, fmt: str) -> str:
+    """' [low, high]': the bootstrap interval one run recorded for `key` (<key>_ci_low/_ci_high), or ''."""
+    exp = next(e for e in results["experiments"] if e["config"] == config and e["seed"] == seed)
+    lo, hi = metric_value(exp["metrics"], key + "_ci_low"), metric_value(exp["metrics"], key + "_ci_high")
+    return f" [{lo:{fmt}}, {hi:{fmt}}]" if lo is not None and hi is not None else ""
 
 
 def render(grid: Grid, results: dict) -> str:
@@ -625,12 +629,9 @@ def cell_with_interval(results: dict, config: str, key: str, fmt: str = ".3f") -
     values = by_seed(results, config, key)
     if not values:
         return "n/a" if not_defined(results, config, key) else "–"
-    first = min(values)
-    exp = next(e for e in results["experiments"] if e["config"] == config and e["seed"] == first)
-    lo, hi = metric_value(exp["metrics"], key + "_ci_low"), metric_value(exp["metrics"], key + "_ci_high")
     mean, sd = mean_sd(list(values.values()))
     text = f"{mean:{fmt}}" + (f" ± {sd:{fmt}}" if len(values) > 1 else "")
-    return text + (f" [{lo:{fmt}}, {hi:{fmt}}]" if lo is not None and hi is not None else "")
+    return text + run_interval(results, config, min(values), key, fmt)
 
 
 def render_tasks(results: dict, config: str) -> list[str]:
