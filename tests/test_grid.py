@@ -309,3 +309,9 @@ def test_uncommitted_pipeline_changes_are_refused_before_anything_is_queued(tmp_
     (tmp_path / "params.yaml").write_text((tmp_path / "params.yaml").read_text().replace("epochs: 15", "epochs: 2"))
     with pytest.raises(g.GridError, match="uncommitted changes to the pipeline code or params.yaml:\n M params.yaml"):
         g.run_grid(grid, tmp_path)
+
+
+def test_a_missing_dvc_on_path_is_one_error_that_says_how_to_run_the_grid(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(g.GridError, match=r"^`dvc` is not on PATH: run the grid through `make grid`"):
+        g.exp_show(tmp_path)

@@ -201,7 +201,12 @@ def load_grid(path: str | Path, root: str | Path | None = None) -> Grid:
 # ----------------------------------------------------------------------------------------------------- DVC and git
 
 def run(cmd: list[str], root: Path, check: bool = True) -> subprocess.CompletedProcess:
-    out = subprocess.run(cmd, cwd=root, capture_output=True, text=True)
+    try:
+        out = subprocess.run(cmd, cwd=root, capture_output=True, text=True)
+    except FileNotFoundError:
+        # the queued stages call `python` and `dvc` from PATH too, so the virtual environment must come first on it
+        raise GridError(f"`{cmd[0]}` is not on PATH: run the grid through `make grid`, or `source .venv/bin/activate` "
+                        "first") from None
     if check and out.returncode != 0:
         raise GridError(f"`{' '.join(cmd)}` failed (exit {out.returncode}):\n{out.stderr.strip()[-2000:]}")
     return out
