@@ -315,3 +315,10 @@ def test_a_missing_dvc_on_path_is_one_error_that_says_how_to_run_the_grid(tmp_pa
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(g.GridError, match=r"^`dvc` is not on PATH: run the grid through `make grid`"):
         g.exp_show(tmp_path)
+
+
+def test_an_experiment_stays_current_when_only_code_of_stages_it_does_not_run_changes():
+    evaluate = g.pipeline_paths(REPO, g.run_stages(REPO, ["evaluate"]))
+    assert {"src/ecgalign/training.py", "src/evaluate_alignment.py", "params.yaml"} <= set(evaluate)
+    assert "src/finetune.py" not in evaluate and "src/ecgalign/finetune.py" not in evaluate
+    assert {"src/finetune.py", "src/ecgalign/training.py"} <= set(g.pipeline_paths(REPO))

@@ -212,11 +212,13 @@ def run(cmd: list[str], root: Path, check: bool = True) -> subprocess.CompletedP
     return out
 
 
-def pipeline_paths(root: Path) -> list[str]:
+def pipeline_paths(root: Path, only: tuple[str, ...] = ()) -> list[str]:
     """What decides an experiment's result besides its params: dvc.yaml, params.yaml, requirements.txt and the
-    code dependencies that dvc.yaml declares."""
+    code dependencies that dvc.yaml declares for the stages `only` (all stages when empty): a change to the
+    fine-tuning code leaves a grid that runs up to `evaluate` current."""
     stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
-    deps = {d for s in stages.values() for d in s.get("deps", []) if str(d).startswith("src/")}
+    deps = {d for name, s in stages.items() if not only or name in only
+            for d in s.get("deps", []) if str(d).startswith("src/")}
     return ["dvc.yaml", "params.yaml", "requirements.txt", *sorted(deps)]
 
 
@@ -330,7 +332,7 @@ def run_grid(grid: Grid, root: Path, jobs: int = 1, only: str | None = None, sha
         raise GridError("uncommitted changes to the pipeline code or params.yaml:\n" + dirty +
                         "\ncommit or stash them first: queued experiments would run them while their baseline "
                         "commit says otherwise")
-    paths = pipeline_paths(root)
+    paths = pipeline_paths(root, grid.stages)
     cache: dict[str, bool] = {}
     p = plan(grid, existing(exp_show(root)), lambda b: cache.setdefault(b, same_code(root, b, paths)), only, shard)
     log(f"grid: {len(p.done)} done, {len(p.pending)} already queued, {len(p.missing)} to queue"
@@ -402,7 +404,7 @@ def snapshot(grid: Grid, found: dict[str, list[dict]], is_current) -> dict:
 
 
 def collect(grid: Grid, root: Path) -> dict:
-    paths = pipeline_paths(root)
+    paths = pipeline_paths(root, grid.stages)
     cache: dict[str, bool] = {}
     return snapshot(grid, existing(exp_show(root)), lambda b: cache.setdefault(b, same_code(root, b, paths)))
 
