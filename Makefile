@@ -38,10 +38,11 @@ lock:  ## regenerate requirements.txt (every pin) from pyproject.toml's direct d
 grid: $(STAMP)  ## every missing experiment of $(GRID) through DVC's queue (GRID_JOBS=N workers), then results
 	PATH="$(BIN):$$PATH" HF_HUB_OFFLINE=1 $(BIN)/python src/run_grid.py --grid $(GRID) -j $(GRID_JOBS)
 
-results: $(STAMP)  ## the generated results blocks (README.md, docs/experiments.md, docs/finetune.md) from the committed grids (runs nothing)
+results: $(STAMP)  ## the generated results blocks (README.md, docs/experiments.md, docs/finetune.md, docs/text.md) from the committed grids (runs nothing)
 	$(BIN)/python src/results_table.py --grid experiments.yaml
 	$(BIN)/python src/results_table.py --grid experiments-quick.yaml
 	$(BIN)/python src/results_table.py --grid experiments-finetune.yaml
+	$(BIN)/python src/results_table.py --grid experiments-text.yaml
 
 real: $(STAMP)  ## the whole pipeline on your own PTB-XL copy: make real PTBXL=/path/to/ptb-xl (an experiment, params.yaml unchanged)
 	@test -n "$(PTBXL)" || { echo "error: set PTBXL=/path/to/ptb-xl (the folder holding ptbxl_database.csv and records100/)"; exit 2; }

@@ -259,7 +259,8 @@ def test_exp_show_json_is_read_into_states():
         "a-s0": [("c0ffee", "success")], "a-s1": [("c0ffee", "success")], "b-s0": [("c0ffee", "failed")]}
 
 
-@pytest.mark.parametrize("grid_file", ["experiments.yaml", "experiments-quick.yaml", "experiments-finetune.yaml"])
+@pytest.mark.parametrize("grid_file", ["experiments.yaml", "experiments-quick.yaml", "experiments-finetune.yaml",
+                                       "experiments-text.yaml"])
 def test_results_blocks_are_what_the_script_writes_for_the_committed_results(grid_file):
     grid = g.load_grid(REPO / grid_file, REPO)
     results = json.loads((REPO / grid.results).read_text())
@@ -322,3 +323,11 @@ def test_an_experiment_stays_current_when_only_code_of_stages_it_does_not_run_ch
     assert {"src/ecgalign/training.py", "src/evaluate_alignment.py", "params.yaml"} <= set(evaluate)
     assert "src/finetune.py" not in evaluate and "src/ecgalign/finetune.py" not in evaluate
     assert {"src/finetune.py", "src/ecgalign/training.py"} <= set(g.pipeline_paths(REPO))
+
+
+def test_the_text_grid_is_a_view_of_the_main_grids_own_experiments():
+    """Same names with other overrides would make the two grids re-run each other's experiments."""
+    main, text = (g.load_grid(REPO / f, REPO) for f in ("experiments.yaml", "experiments-text.yaml"))
+    assert set(text.configs) <= set(main.configs)
+    assert {n: text.configs[n] for n in text.configs} == {n: main.configs[n] for n in text.configs}
+    assert (text.seeds, text.seed_params, text.targets) == (main.seeds, main.seed_params, main.targets)
