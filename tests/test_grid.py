@@ -331,3 +331,17 @@ def test_the_text_grid_is_a_view_of_the_main_grids_own_experiments():
     assert set(text.configs) <= set(main.configs)
     assert {n: text.configs[n] for n in text.configs} == {n: main.configs[n] for n in text.configs}
     assert (text.seeds, text.seed_params, text.targets) == (main.seeds, main.seed_params, main.targets)
+
+
+def test_starting_queue_workers_returns_while_the_workers_run(tmp_path, monkeypatch):
+    """`dvc queue start` leaves workers behind that inherit its output: the call must not wait for them."""
+    import time
+    fake = tmp_path / "bin" / "dvc"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\necho started $@\nsleep 60 &\n")   # a 'worker' holding stdout for a minute
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}:{os.environ['PATH']}")
+    began = time.monotonic()
+    g.start_workers(tmp_path, 2)
+    assert time.monotonic() - began < 30
+    assert (tmp_path / ".dvc" / "tmp" / "queue-start.log").read_text() == "started queue start -j 2\n"

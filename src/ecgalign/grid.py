@@ -212,6 +212,18 @@ def run(cmd: list[str], root: Path, check: bool = True) -> subprocess.CompletedP
     return out
 
 
+def start_workers(root: Path, jobs: int) -> None:
+    """`dvc queue start -j jobs`. The workers it starts outlive it and inherit its stdout and stderr: captured
+    through pipes, the call would only return once the last worker has left (when the queue is empty), so they go
+    to a log file instead."""
+    log_path = root / ".dvc" / "tmp" / "queue-start.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "w") as out:
+        code = subprocess.run(["dvc", "queue", "start", "-j", str(jobs)], cwd=root, stdout=out, stderr=out).returncode
+    if code != 0:
+        raise GridError(f"`dvc queue start -j {jobs}` failed (exit {code}):\n{log_path.read_text().strip()[-2000:]}")
+
+
 def pipeline_paths(root: Path, only: tuple[str, ...] = ()) -> list[str]:
     """What decides an experiment's result besides its params: dvc.yaml, params.yaml, requirements.txt and the
     code dependencies that dvc.yaml declares for the stages `only` (all stages when empty): a change to the
@@ -354,7 +366,7 @@ def run_grid(grid: Grid, root: Path, jobs: int = 1, only: str | None = None, sha
     waiting = set(p.pending) | {n for n, _ in p.missing}
     if not waiting:
         return p
-    run(["dvc", "queue", "start", "-j", str(jobs)], root)
+    start_workers(root, jobs)
     idle_polls, last = 0, None
     while True:
         tasks, workers = queue_status(root)
@@ -368,7 +380,7 @@ def run_grid(grid: Grid, root: Path, jobs: int = 1, only: str | None = None, sha
             break
         idle_polls = idle_polls + 1 if workers == 0 else 0
         if idle_polls >= 3:  # workers gone (killed, reboot) while experiments remain: start them again
-            run(["dvc", "queue", "start", "-j", str(jobs)], root)
+            start_workers(root, jobs)
             idle_polls = 0
         time.sleep(poll)
     return p
