@@ -157,8 +157,8 @@ def test_cost_table_averages_each_stage_over_the_runs_of_the_first_configuration
     runs = {"experiments": [on(FULL, exp("a", 0, 0.5), train=600, evaluate=120),
                             on(FULL, exp("a", 1, 0.6), train=660, evaluate=180), on(FULL, exp("b", 0, 0.4), train=1)]}
     block = g.render(grid, runs)
-    assert "| train | 10.5 min | 21.0 min | 11.00 GiB | 2 |" in block          # mean wall, mean CPU, largest peak
-    assert "| evaluate | 2.5 min | 5.0 min | 3.00 GiB | 2 |" in block
+    assert "| train | 10.5 min (10.0–11.0) | 21.0 min | 11.00 GiB | 2 |" in block  # mean (range) wall, mean CPU, largest peak
+    assert "| evaluate | 2.5 min (2.0–3.0) | 5.0 min | 3.00 GiB | 2 |" in block
     assert "| **all stages** | **13.0 min** | | | |" in block
     assert "Cost of one `a` run on PTB-XL 21,837 (cd9bf4e6) (2 cores;" in block
     assert "Cost" not in g.render(grid, RESULTS)                           # no run recorded costs

@@ -676,7 +676,8 @@ STAGES = ("download", "reports", "text_embeddings", "signals", "train", "ecg_emb
 def render_costs(results: dict, config: str, stages=STAGES) -> list[str]:
     """The cost table of one configuration's runs, from their metrics/cost/<stage>.json, for the stages they ran
     (an experiment also carries the cost files its baseline commit holds for stages it did not run): mean wall and
-    CPU time over the runs, the largest peak memory. Empty when no run recorded costs."""
+    CPU time over the runs with the range of the wall time (a run that shared the machine with another shows as the
+    long end), the largest peak memory. Empty when no run recorded costs."""
     runs = [e["metrics"] for e in results["experiments"] if e["config"] == config]
     rows, total = [], 0.0
     for stage in (s for s in STAGES if s in stages):
@@ -685,7 +686,9 @@ def render_costs(results: dict, config: str, stages=STAGES) -> list[str]:
             continue
         wall, cpu = (sum(c[k] for c in costs) / len(costs) for k in ("seconds", "cpu_seconds"))
         total += wall
-        rows.append(f"| {stage} | {wall / 60:.1f} min | {cpu / 60:.1f} min | "
+        walls = sorted(c["seconds"] / 60 for c in costs)
+        spread = f" ({walls[0]:.1f}–{walls[-1]:.1f})" if len(walls) > 1 else ""
+        rows.append(f"| {stage} | {wall / 60:.1f} min{spread} | {cpu / 60:.1f} min | "
                     f"{max(c['peak_rss_mb'] for c in costs) / 1024:.2f} GiB | {len(costs)} |")
     if not rows:
         return []
@@ -693,7 +696,7 @@ def render_costs(results: dict, config: str, stages=STAGES) -> list[str]:
     return ["", f"Cost of one `{config}` run on {' / '.join(datasets(results, config))} "
             f"({'/'.join(map(str, sorted(cpus)))} cores; from each stage's metrics/cost/<stage>.json; a stage restored "
             "from DVC's run cache shows the cost of the run that computed it):", "",
-            "| stage | wall time | CPU time | peak memory | runs |", "|---|---|---|---|---|", *rows,
+            "| stage | wall time, mean (range) | CPU time | peak memory | runs |", "|---|---|---|---|---|", *rows,
             f"| **all stages** | **{total / 60:.1f} min** | | | |"]
 
 
