@@ -39,13 +39,19 @@ def main(argv=None) -> int:
         args.readme = args.readme or str(ROOT / grid.document)
         if args.collect:
             results = g.collect(grid, ROOT)
+            old = json.loads(Path(args.results).read_text()) if Path(args.results).exists() else {}
             if args.note:
                 results["note"] = args.note
-            elif Path(args.results).exists():  # keep the setting's description across re-collects
-                note = json.loads(Path(args.results).read_text()).get("note")
-                results.update({"note": note} if note else {})
+            elif old.get("note"):  # keep the setting's description across re-collects
+                results["note"] = old["note"]
             write_json(args.results, results)
             print(f"{args.results}: {len(results['experiments'])} experiments")
+            dropped = sorted({e["name"] for e in old.get("experiments", [])} -
+                             {e["name"] for e in results["experiments"]})
+            if dropped:  # e.g. a fresh clone without the experiment refs, or a code change since they ran
+                print(f"warning: {len(dropped)} experiment(s) of the previous snapshot are not current experiments "
+                      f"here and were left out: {', '.join(dropped)}; `git checkout {grid.results}` restores it",
+                      file=sys.stderr)
         results = json.loads(Path(args.results).read_text())
         readme = Path(args.readme).read_text()
         new = g.replace_block(readme, g.render(grid, results))

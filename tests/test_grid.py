@@ -345,3 +345,16 @@ def test_starting_queue_workers_returns_while_the_workers_run(tmp_path, monkeypa
     g.start_workers(tmp_path, 2)
     assert time.monotonic() - began < 30
     assert (tmp_path / ".dvc" / "tmp" / "queue-start.log").read_text() == "started queue start -j 2\n"
+
+
+def test_a_collect_that_leaves_out_experiments_of_the_previous_snapshot_names_them(tmp_path, monkeypatch, capsys):
+    import results_table
+    (tmp_path / "grid.yaml").write_text("seeds: [0, 1]\nconfigs:\n  a: {}\nmetrics: [m]\nclaims: []\n")
+    (tmp_path / "README.md").write_text(f"# t\n{g.BEGIN}\n{g.END}\n")
+    (tmp_path / "grid.json").write_text(json.dumps({"note": "n", "experiments": [exp("a", 0, 0.5), exp("a", 1, 0.6)]}))
+    monkeypatch.setattr(results_table.g, "collect", lambda grid, root: {"experiments": [exp("a", 0, 0.5)]})
+    assert results_table.main(["--grid", str(tmp_path / "grid.yaml"), "--results", str(tmp_path / "grid.json"),
+                               "--readme", str(tmp_path / "README.md"), "--collect"]) == 0
+    assert "warning: 1 experiment(s) of the previous snapshot are not current experiments here and were left " \
+           "out: a-s1;" in capsys.readouterr().err
+    assert json.loads((tmp_path / "grid.json").read_text())["note"] == "n"
