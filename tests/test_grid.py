@@ -358,3 +358,11 @@ def test_a_collect_that_leaves_out_experiments_of_the_previous_snapshot_names_th
     assert "warning: 1 experiment(s) of the previous snapshot are not current experiments here and were left " \
            "out: a-s1;" in capsys.readouterr().err
     assert json.loads((tmp_path / "grid.json").read_text())["note"] == "n"
+
+
+def test_the_code_check_runs_one_git_diff_per_baseline(grid, monkeypatch):
+    calls = []
+    monkeypatch.setattr(g, "same_code", lambda root, baseline, paths: calls.append(baseline) or baseline == "head")
+    is_current = g.current_code(grid, REPO)
+    assert [is_current(b) for b in ("head", "old", "head", "head", "old")] == [True, False, True, True, False]
+    assert calls == ["head", "old"]

@@ -224,18 +224,30 @@ def start_workers(root: Path, jobs: int) -> None:
         raise GridError(f"`dvc queue start -j {jobs}` failed (exit {code}):\n{log_path.read_text().strip()[-2000:]}")
 
 
-def pipeline_paths(root: Path, only: tuple[str, ...] = ()) -> list[str]:
+def pipeline_paths(root: Path, stages: tuple[str, ...] = ()) -> list[str]:
     """What decides an experiment's result besides its params: dvc.yaml, params.yaml, requirements.txt and the
-    code dependencies that dvc.yaml declares for the stages `only` (all stages when empty): a change to the
-    fine-tuning code leaves a grid that runs up to `evaluate` current."""
-    stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
-    deps = {d for name, s in stages.items() if not only or name in only
+    code dependencies that dvc.yaml declares for `stages` (all stages when empty): a change to the fine-tuning code
+    leaves a grid that runs up to `evaluate` current."""
+    spec = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
+    deps = {d for name, s in spec.items() if not stages or name in stages
             for d in s.get("deps", []) if str(d).startswith("src/")}
     return ["dvc.yaml", "params.yaml", "requirements.txt", *sorted(deps)]
 
 
 def same_code(root: Path, baseline: str, paths: list[str]) -> bool:
     return run(["git", "diff", "--quiet", baseline, "HEAD", "--", *paths], root, check=False).returncode == 0
+
+
+def current_code(grid: Grid, root: Path):
+    """is_current(baseline): whether a baseline commit has HEAD's code for the stages the grid runs, one `git diff`
+    per baseline (many experiments share one)."""
+    paths, known = pipeline_paths(root, grid.stages), {}
+
+    def is_current(baseline: str) -> bool:
+        if baseline not in known:
+            known[baseline] = same_code(root, baseline, paths)
+        return known[baseline]
+    return is_current
 
 
 def exp_show(root: Path) -> list[dict]:
@@ -344,9 +356,7 @@ def run_grid(grid: Grid, root: Path, jobs: int = 1, only: str | None = None, sha
         raise GridError("uncommitted changes to the pipeline code or params.yaml:\n" + dirty +
                         "\ncommit or stash them first: queued experiments would run them while their baseline "
                         "commit says otherwise")
-    paths = pipeline_paths(root, grid.stages)
-    cache: dict[str, bool] = {}
-    p = plan(grid, existing(exp_show(root)), lambda b: cache.setdefault(b, same_code(root, b, paths)), only, shard)
+    p = plan(grid, existing(exp_show(root)), current_code(grid, root), only, shard)
     log(f"grid: {len(p.done)} done, {len(p.pending)} already queued, {len(p.missing)} to queue"
         + (f" ({len(p.failed)} failed before: queued again)" if p.failed else "")
         + (f" ({len(p.stale)} finished with other params: run again)" if p.stale else ""))
@@ -416,9 +426,7 @@ def snapshot(grid: Grid, found: dict[str, list[dict]], is_current) -> dict:
 
 
 def collect(grid: Grid, root: Path) -> dict:
-    paths = pipeline_paths(root, grid.stages)
-    cache: dict[str, bool] = {}
-    return snapshot(grid, existing(exp_show(root)), lambda b: cache.setdefault(b, same_code(root, b, paths)))
+    return snapshot(grid, existing(exp_show(root)), current_code(grid, root))
 
 
 # ------------------------------------------------------------------------------------------------------ statistics
