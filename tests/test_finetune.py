@@ -52,6 +52,7 @@ def small(records, n: int, step: int = 4):
 def config(**kw):
     return {"task": "superdiagnostic", "label_fractions": [1.0], "max_epochs": 2, "patience": 2,
             "min_steps_per_epoch": 1, "head_warmup_epochs": 1, "bn_records": 64, "batch_size": 32, "lr_grid": [3e-3],
+            "frozen_lr_grid": [3e-3],
             "weight_decay": 0.01, "seed": 0, "device": "cpu", "train_folds": [1, 2, 3, 4, 5, 6, 7, 8],
             "val_folds": [9], "test_folds": [10], **kw}
 
@@ -198,11 +199,13 @@ def test_c_index_follows_the_signal(records, tmp_path, dependence):
 def test_resumes_exactly_after_a_kill(records, tmp_path):
     sig, codes, folds = small(records, 80)
     y, _, keep = task_labels(codes, STATEMENTS, "superdiagnostic")
-    cfg = config(label_fractions=[1.0], lr_grid=[1e-3, 3e-3], max_epochs=2)
+    cfg = config(label_fractions=[1.0], lr_grid=[1e-3, 3e-3], frozen_lr_grid=[1e-2], max_epochs=2)
     tasks = ft.classification_tasks(y, keep, folds, cfg)
     model = tiny_model(sig)
     quiet = lambda *a: None  # noqa: E731
     full = ft.run_experiment(sig, model, tasks, cfg, tmp_path / "a", log=quiet)
+    assert {i: sorted(full["f100"][i]["by_lr"]) for i in ft.INITS} == {   # the head alone has a grid of its own
+        "aligned": [1e-3, 3e-3], "frozen": [1e-2], "random": [1e-3, 3e-3]}
 
     def kill(run, epoch):
         if run == "f100/random/lr0.003" and epoch == 1:
@@ -211,14 +214,14 @@ def test_resumes_exactly_after_a_kill(records, tmp_path):
         ft.run_experiment(sig, model, tasks, cfg, tmp_path / "b", hook=kill, log=quiet)
     messages = []
     resumed = ft.run_experiment(sig, model, tasks, cfg, tmp_path / "b", log=messages.append)
-    assert any("resuming from" in m and "5 run(s) done, f100/random/lr0.003 after epoch 1" in m for m in messages)
+    assert any("resuming from" in m and "4 run(s) done, f100/random/lr0.003 after epoch 1" in m for m in messages)
     for name in tasks:
         for init in ft.INITS:
             a, b = full[name][init], resumed[name][init]
             assert torch.equal(a["test_out"], b["test_out"]), (name, init)
             course = lambda r: {lr: [{k: v for k, v in e.items() if k != "seconds"} for e in run["history"]]  # noqa
                                 for lr, run in r["by_lr"].items()}
-            assert a["lr"] == b["lr"] and course(a) == course(b) and len(course(a)) == 2
+            assert a["lr"] == b["lr"] and course(a) == course(b) and len(course(a)) == len(ft.lr_grid_of(cfg, init))
     messages = []   # other params: the state is ignored
     ft.run_experiment(sig, model, tasks, {**cfg, "max_epochs": 1}, tmp_path / "b", log=messages.append)
     assert any("belongs to other params or inputs" in m for m in messages)
@@ -245,6 +248,7 @@ def test_stage_under_two_process_ddp(records, tmp_path):
     params["data"]["source"] = "synthetic"
     params["train"]["device"] = "cpu"
     params["finetune"].update(max_epochs=2, min_steps_per_epoch=2, batch_size=32, lr_grid=[0.001],
+                              frozen_lr_grid=[0.001],
                               label_fractions=[0.5, 1.0], outcomes="synthetic")
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}

@@ -325,6 +325,34 @@ def test_an_experiment_stays_current_when_only_code_of_stages_it_does_not_run_ch
     assert {"src/finetune.py", "src/ecgalign/training.py"} <= set(g.pipeline_paths(REPO))
 
 
+def test_an_experiment_stays_current_when_only_params_of_stages_it_does_not_run_change(tmp_path):
+    """Params count as DVC counts them, by the keys dvc.yaml declares for the stages the grid runs."""
+    env = dict(os.environ, GIT_AUTHOR_NAME="test", GIT_AUTHOR_EMAIL="test@example.com",
+               GIT_COMMITTER_NAME="test", GIT_COMMITTER_EMAIL="test@example.com")
+    for name in ("dvc.yaml", "params.yaml"):
+        shutil.copy(REPO / name, tmp_path / name)
+    (tmp_path / "grid.yaml").write_text("seeds: [0]\nconfigs: {a: {}}\nmetrics: [m]\ntargets: [evaluate]\n")
+    (tmp_path / "ft.yaml").write_text("seeds: [0]\nconfigs: {a: {}}\nmetrics: [m]\ntargets: [finetune]\n")
+    evaluate, finetune = (g.load_grid(tmp_path / f, tmp_path) for f in ("grid.yaml", "ft.yaml"))
+    assert "finetune" not in g.stage_params(tmp_path, evaluate.stages)
+    assert {"finetune", "train", "data"} <= set(g.stage_params(tmp_path, finetune.stages))
+
+    def commit(old, new):
+        path = tmp_path / "params.yaml"
+        path.write_text(path.read_text().replace(old, new, 1))
+        run(["git", "add", "-A"], tmp_path, env)
+        run(["git", "commit", "-qm", new or "init"], tmp_path, env)
+        return run(["git", "rev-parse", "HEAD"], tmp_path, env).split()[0]
+    run(["git", "init", "-q"], tmp_path, env)
+    base = commit("", "")
+    commit("  patience: 2 ", "  patience: 3 ")           # finetune.patience
+    assert g.current_code(evaluate, tmp_path)(base) and not g.current_code(finetune, tmp_path)(base)
+    moved = commit("# Every knob", "# Each knob")       # a comment: no value changed
+    assert g.current_code(finetune, tmp_path)(moved)
+    commit("epochs: 15", "epochs: 2")                    # train.epochs, upstream of both
+    assert not g.current_code(evaluate, tmp_path)(base) and not g.current_code(finetune, tmp_path)(moved)
+
+
 def test_the_text_grid_is_a_view_of_the_main_grids_own_experiments():
     """Same names with other overrides would make the two grids re-run each other's experiments."""
     main, text = (g.load_grid(REPO / f, REPO) for f in ("experiments.yaml", "experiments-text.yaml"))
@@ -362,7 +390,7 @@ def test_a_collect_that_leaves_out_experiments_of_the_previous_snapshot_names_th
 
 def test_the_code_check_runs_one_git_diff_per_baseline(grid, monkeypatch):
     calls = []
-    monkeypatch.setattr(g, "same_code", lambda root, baseline, paths: calls.append(baseline) or baseline == "head")
+    monkeypatch.setattr(g, "same_code", lambda root, baseline, *_: calls.append(baseline) or baseline == "head")
     is_current = g.current_code(grid, REPO)
     assert [is_current(b) for b in ("head", "old", "head", "head", "old")] == [True, False, True, True, False]
     assert calls == ["head", "old"]

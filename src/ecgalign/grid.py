@@ -14,9 +14,11 @@ configuration runs with, the metrics the table shows and the claims to test. Thi
   across all claims at 5 % (Holm–Bonferroni);
 - renders the README block between `<!-- results:begin -->` and `<!-- results:end -->`.
 
-An existing experiment counts as done when its baseline commit has the same pipeline code as HEAD (`dvc.yaml`,
-`params.yaml`, `requirements.txt` and every dependency under `src/` that `dvc.yaml` names): committing the results
-or the README does not invalidate a grid, a change to the code does.
+An existing experiment counts as done when its baseline commit has HEAD's pipeline code and params for the stages
+the grid runs (`dvc.yaml`, `requirements.txt`, every dependency under `src/` that `dvc.yaml` names for those stages,
+and the values of the params.yaml keys it declares for them): committing the results or the README does not
+invalidate a grid, nor does a change to the fine-tuning code or params for a grid that stops at `evaluate`; a
+change to the code or params it runs does.
 """
 from __future__ import annotations
 
@@ -224,28 +226,54 @@ def start_workers(root: Path, jobs: int) -> None:
         raise GridError(f"`dvc queue start -j {jobs}` failed (exit {code}):\n{log_path.read_text().strip()[-2000:]}")
 
 
+def _stages(root: Path, stages: tuple[str, ...]) -> list[dict]:
+    """The specs of `stages` in root/dvc.yaml (all stages when empty)."""
+    spec = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
+    return [s for name, s in spec.items() if not stages or name in stages]
+
+
 def pipeline_paths(root: Path, stages: tuple[str, ...] = ()) -> list[str]:
     """What decides an experiment's result besides its params: dvc.yaml, params.yaml, requirements.txt and the
     code dependencies that dvc.yaml declares for `stages` (all stages when empty): a change to the fine-tuning code
     leaves a grid that runs up to `evaluate` current."""
-    spec = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
-    deps = {d for name, s in spec.items() if not stages or name in stages
-            for d in s.get("deps", []) if str(d).startswith("src/")}
+    deps = {d for s in _stages(root, stages) for d in s.get("deps", []) if str(d).startswith("src/")}
     return ["dvc.yaml", "params.yaml", "requirements.txt", *sorted(deps)]
 
 
-def same_code(root: Path, baseline: str, paths: list[str]) -> bool:
-    return run(["git", "diff", "--quiet", baseline, "HEAD", "--", *paths], root, check=False).returncode == 0
+def stage_params(root: Path, stages: tuple[str, ...] = ()) -> list[str]:
+    """The params.yaml keys (sections or dotted keys) that dvc.yaml declares for `stages`, as DVC itself tracks
+    them: a new default under `finetune` leaves a grid that runs up to `evaluate` current."""
+    return sorted({str(k) for s in _stages(root, stages) for k in s.get("params", [])})
+
+
+def params_at(root: Path, rev: str, keys: list[str]) -> dict:
+    """The values of `keys` (dotted) in params.yaml at commit `rev` (None where absent)."""
+    shown = run(["git", "show", f"{rev}:params.yaml"], root, check=False)
+    data = (yaml.safe_load(shown.stdout) or {}) if shown.returncode == 0 else {}
+    values = {}
+    for k in keys:
+        v = data
+        for part in k.split("."):
+            v = v.get(part) if isinstance(v, dict) else None
+        values[k] = v
+    return values
+
+
+def same_code(root: Path, baseline: str, paths: list[str], keys: list[str]) -> bool:
+    """Whether `baseline` has HEAD's files `paths` (params.yaml aside) and HEAD's values of the params `keys`."""
+    files = [p for p in paths if p != "params.yaml"]
+    return (run(["git", "diff", "--quiet", baseline, "HEAD", "--", *files], root, check=False).returncode == 0
+            and params_at(root, baseline, keys) == params_at(root, "HEAD", keys))
 
 
 def current_code(grid: Grid, root: Path):
-    """is_current(baseline): whether a baseline commit has HEAD's code for the stages the grid runs, one `git diff`
-    per baseline (many experiments share one)."""
-    paths, known = pipeline_paths(root, grid.stages), {}
+    """is_current(baseline): whether a baseline commit has HEAD's code and params for the stages the grid runs,
+    checked once per baseline (many experiments share one)."""
+    paths, keys, known = pipeline_paths(root, grid.stages), stage_params(root, grid.stages), {}
 
     def is_current(baseline: str) -> bool:
         if baseline not in known:
-            known[baseline] = same_code(root, baseline, paths)
+            known[baseline] = same_code(root, baseline, paths, keys)
         return known[baseline]
     return is_current
 
