@@ -8,8 +8,8 @@ split.pretrain_folds). Fine-tunes the aligned encoder (data/model/model.pt; a su
 train.loss = supervised), the same encoder frozen, and the same architecture from a
 random init, on finetune.task at each finetune.label_fractions and on finetune.outcomes (a CSV ecg_id,time,event or
 ecg_id,label; `synthetic` / `synthetic_null`: the synthetic source's generated outcome, which the signal carries /
-does not carry; '' none); each run to early stopping at every lr of finetune.lr_grid (finetune.frozen_lr_grid for
-the frozen encoder's head), the lr chosen on validation
+does not carry; '' none); each run to early stopping at every lr of finetune.lr_grid (times 1, 10 and 100 for the
+frozen encoder's head: ft.FROZEN_LR_FACTORS), the lr chosen on validation
 (docs/finetune.md). Writes metrics/finetune.json, plots/label_efficiency.png and data/finetune/ (the outcome table
 used, every run's test outputs, runs.json: every run's per-epoch course at every lr). A killed run, re-run with the
 same params, resumes from data/finetune_state/last.pt. Library: src/ecgalign/finetune.py, src/ecgalign/outcomes.py.
@@ -72,7 +72,7 @@ def main():
             pretrained = load_model(MODEL, encoder=p.ecg.encoder)
             print(f"finetune: task {cfg['task']} ({len(classes)} classes: {', '.join(classes)}), fractions "
                   f"{cfg['label_fractions']}, outcome: {source or 'none'}; lr grid {cfg['lr_grid']} (frozen: "
-                  f"{cfg['frozen_lr_grid']}), up to "
+                  f"{ft.lr_grid_of(cfg, 'frozen')}), up to "
                   f"{cfg['max_epochs']} epoch(s) per run (patience {cfg['patience']})")
             results = ft.run_experiment(signals, pretrained, tasks, cfg, FINETUNE_STATE)
             if rank == 0:
@@ -84,7 +84,7 @@ def main():
             return
         metrics = {"finetune_task": cfg["task"], "finetune_classes": classes, "finetune_max_epochs": cfg["max_epochs"],
                    "finetune_patience": cfg["patience"], "finetune_lr_grid": cfg["lr_grid"],
-                   "finetune_frozen_lr_grid": cfg["frozen_lr_grid"],
+                   "finetune_frozen_lr_grid": ft.lr_grid_of(cfg, "frozen"),
                    "finetune_world_size": world, "finetune_protocol": p.split.protocol,
                    "finetune_pretrain_objective": "supervised" if pretrained.supervised else "alignment",
                    "finetune_label_folds": p.split.label_folds, "finetune_label_pool_size": int(len(pool)),

@@ -80,7 +80,7 @@ def make_repo(root: Path, text_model: Path, epochs: int) -> dict:
     params["text"]["model"] = str(text_model)
     params["train"].update(epochs=epochs, batch_size=32)
     params["ecg"]["embed_dim"] = 32
-    params["finetune"].update(max_epochs=2, lr_grid=[0.001], frozen_lr_grid=[0.01])   # the finetune stage runs, briefly
+    params["finetune"].update(max_epochs=2, lr_grid=[0.001])   # the finetune stage runs, briefly
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}", HF_HUB_OFFLINE="1",
                GIT_AUTHOR_NAME="test", GIT_AUTHOR_EMAIL="test@example.com",

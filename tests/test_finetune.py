@@ -52,7 +52,6 @@ def small(records, n: int, step: int = 4):
 def config(**kw):
     return {"task": "superdiagnostic", "label_fractions": [1.0], "max_epochs": 2, "patience": 2,
             "min_steps_per_epoch": 1, "head_warmup_epochs": 1, "bn_records": 64, "batch_size": 32, "lr_grid": [3e-3],
-            "frozen_lr_grid": [3e-3],
             "weight_decay": 0.01, "seed": 0, "device": "cpu", "train_folds": [1, 2, 3, 4, 5, 6, 7, 8],
             "val_folds": [9], "test_folds": [10], **kw}
 
@@ -199,13 +198,13 @@ def test_c_index_follows_the_signal(records, tmp_path, dependence):
 def test_resumes_exactly_after_a_kill(records, tmp_path):
     sig, codes, folds = small(records, 80)
     y, _, keep = task_labels(codes, STATEMENTS, "superdiagnostic")
-    cfg = config(label_fractions=[1.0], lr_grid=[1e-3, 3e-3], frozen_lr_grid=[1e-2], max_epochs=2)
+    cfg = config(label_fractions=[1.0], lr_grid=[1e-3, 3e-3], max_epochs=2)
     tasks = ft.classification_tasks(y, keep, folds, cfg)
     model = tiny_model(sig)
     quiet = lambda *a: None  # noqa: E731
     full = ft.run_experiment(sig, model, tasks, cfg, tmp_path / "a", log=quiet)
     assert {i: sorted(full["f100"][i]["by_lr"]) for i in ft.INITS} == {   # the head alone has a grid of its own
-        "aligned": [1e-3, 3e-3], "frozen": [1e-2], "random": [1e-3, 3e-3]}
+        "aligned": [1e-3, 3e-3], "frozen": [1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 0.3], "random": [1e-3, 3e-3]}
 
     def kill(run, epoch):
         if run == "f100/random/lr0.003" and epoch == 1:
@@ -214,7 +213,7 @@ def test_resumes_exactly_after_a_kill(records, tmp_path):
         ft.run_experiment(sig, model, tasks, cfg, tmp_path / "b", hook=kill, log=quiet)
     messages = []
     resumed = ft.run_experiment(sig, model, tasks, cfg, tmp_path / "b", log=messages.append)
-    assert any("resuming from" in m and "4 run(s) done, f100/random/lr0.003 after epoch 1" in m for m in messages)
+    assert any("resuming from" in m and "9 run(s) done, f100/random/lr0.003 after epoch 1" in m for m in messages)
     for name in tasks:
         for init in ft.INITS:
             a, b = full[name][init], resumed[name][init]
@@ -248,7 +247,6 @@ def test_stage_under_two_process_ddp(records, tmp_path):
     params["data"]["source"] = "synthetic"
     params["train"]["device"] = "cpu"
     params["finetune"].update(max_epochs=2, min_steps_per_epoch=2, batch_size=32, lr_grid=[0.001],
-                              frozen_lr_grid=[0.001],
                               label_fractions=[0.5, 1.0], outcomes="synthetic")
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
@@ -263,7 +261,8 @@ def test_stage_under_two_process_ddp(records, tmp_path):
             k = f"finetune_{init}_{tag}_auc_macro"
             assert m[k + "_ci_low"] <= m[k] <= m[k + "_ci_high"]
         assert 0 <= m[f"outcome_{init}_c_index"] <= 1 and m[f"outcome_{init}_best_epoch"] in (1, 2)
-        assert m[f"outcome_{init}_stopped_epoch"] == 2 and m[f"finetune_{init}_f50_lr"] == 0.001
+        assert m[f"outcome_{init}_stopped_epoch"] == 2 and m["finetune_frozen_lr_grid"] == [0.001, 0.01, 0.1]
+        assert m[f"finetune_{init}_f50_lr"] in ([0.001, 0.01, 0.1] if init == "frozen" else [0.001])
     assert m["finetune_gain_f100_auc_macro"] == pytest.approx(m["finetune_aligned_f100_auc_macro"]
                                                               - m["finetune_random_f100_auc_macro"], abs=2e-4)
     assert (tmp_path / "plots/label_efficiency.png").read_bytes()[:4] == b"\x89PNG"
@@ -287,6 +286,11 @@ def test_epoch_batches_make_enough_steps():
     ranks = [ft.epoch_batches(8, 4, 1, 0, 1, rank=r, world=2) for r in (0, 1)]        # DistributedSampler-like split
     assert [len(b) for b in ranks[0]] == [2, 2] and np.array_equal(
         np.sort(np.concatenate(ranks[0] + ranks[1])), np.arange(8))
+
+
+def test_the_frozen_head_runs_at_the_grid_times_1_10_100_without_repeats():
+    assert ft.lr_grid_of(config(lr_grid=[1e-4, 1e-3]), "frozen") == [1e-4, 1e-3, 1e-2, 1e-1]
+    assert ft.lr_grid_of(config(lr_grid=[1e-4, 1e-3]), "random") == [1e-4, 1e-3]
 
 
 def test_stopping_rule():

@@ -177,7 +177,6 @@ class Finetune:
     bn_records: int = between(0, 100_000_000)
     batch_size: int = between(2, 65_536)
     lr_grid: list[float] = between(1e-8, 10.0)
-    frozen_lr_grid: list[float] = between(1e-8, 10.0)
     weight_decay: float = between(0.0, 10.0)
     seed: int = between(0, None)
     outcomes: str
