@@ -108,7 +108,9 @@ def main():
         n = max(1, round(fr * n_train))
         s, steps = epoch(n)
         print(f"  {fr * 100:g} % ({n:,} records): {steps} steps, {s:.0f} s ({s / 60:.1f} min)")
-    print(f"  frozen: one encoding pass of {frozen / 60:.1f} min for every fraction, then seconds")
+    frozen_lrs = ft.lr_grid_of({"lr_grid": list(f.lr_grid)}, "frozen")
+    print(f"  frozen: one encoding pass of {frozen / 60:.1f} min for every fraction, then seconds a run at each lr of "
+          f"{frozen_lrs}")
 
     lengths = sorted({f.patience + 1, 10, f.max_epochs})
     print(f"\nthe stage (fractions {fractions}, 2 trainable inits x {len(f.lr_grid)} lr(s) of {f.lr_grid}; every run "
