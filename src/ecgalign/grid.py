@@ -259,21 +259,22 @@ def params_at(root: Path, rev: str, keys: list[str]) -> dict:
     return values
 
 
-def same_code(root: Path, baseline: str, paths: list[str], keys: list[str]) -> bool:
-    """Whether `baseline` has HEAD's files `paths` (params.yaml aside) and HEAD's values of the params `keys`."""
+def same_code(root: Path, baseline: str, paths: list[str], params: dict) -> bool:
+    """Whether `baseline` has HEAD's files `paths` (params.yaml aside) and the values `params` (HEAD's, by key)."""
     files = [p for p in paths if p != "params.yaml"]
     return (run(["git", "diff", "--quiet", baseline, "HEAD", "--", *files], root, check=False).returncode == 0
-            and params_at(root, baseline, keys) == params_at(root, "HEAD", keys))
+            and params_at(root, baseline, list(params)) == params)
 
 
 def current_code(grid: Grid, root: Path):
     """is_current(baseline): whether a baseline commit has HEAD's code and params for the stages the grid runs,
-    checked once per baseline (many experiments share one)."""
-    paths, keys, known = pipeline_paths(root, grid.stages), stage_params(root, grid.stages), {}
+    checked once per baseline (many experiments share one) against HEAD's params read once."""
+    paths, known = pipeline_paths(root, grid.stages), {}
+    params = params_at(root, "HEAD", stage_params(root, grid.stages))
 
     def is_current(baseline: str) -> bool:
         if baseline not in known:
-            known[baseline] = same_code(root, baseline, paths, keys)
+            known[baseline] = same_code(root, baseline, paths, params)
         return known[baseline]
     return is_current
 
