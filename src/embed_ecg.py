@@ -6,6 +6,7 @@ from ecgalign.artifacts import E_ECG, ECG_EMBEDDINGS, MODEL, Z_ECG, load_reports
 from ecgalign.atomic import save_npy
 from ecgalign.errors import run
 from ecgalign.models import encode_all, load_model
+from ecgalign.precision import resolve
 from ecgalign.training import resolve_device
 
 
@@ -14,7 +15,7 @@ def main():
     device = resolve_device(p.train.device)
     model = load_model(MODEL, map_location=device, encoder=p.ecg.encoder)
     signals, _ = load_signals(n_records=len(load_reports()))
-    z, e = encode_all(model, signals, batch_size=256, device=device)
+    z, e = encode_all(model, signals, batch_size=256, device=device, precision=resolve(p.train.precision, device))
     save_npy(Z_ECG, z)
     save_npy(E_ECG, e)
     print(f"{ECG_EMBEDDINGS}: z_ecg {z.shape}, e_ecg {e.shape} for {len(signals)} records")

@@ -1,11 +1,12 @@
 """evaluate stage: how well the trained model aligns ECGs with their reports, on the test folds, beside the same
-figures for the untrained model (baseline_*), the chance, majority and shuffle levels, with percentile bootstrap
-intervals at evaluate.ci_level (95 % by default; 0.9 gives the PTB-XL benchmark's 5-95 %);
-plus cheap validation-fold figures (val_*) for design choices.
+figures for the untrained model (baseline_*, computed by the baseline stage), the chance, majority and shuffle levels,
+with percentile bootstrap intervals at evaluate.ci_level (95 % by default; 0.9 gives the PTB-XL benchmark's 5-95 %);
+plus cheap validation-fold figures (val_*) for design choices. The tasks' probes run in one process per core.
 
     python src/evaluate_alignment.py
 
-Reads data/{reports.jsonl, model/, ecg_embeddings/, text/, signals/, raw/scp_statements.csv}, dvclive's loss curves;
+Reads data/{reports.jsonl, model/, ecg_embeddings/, baseline/, text/, signals/, raw/scp_statements.csv}, dvclive's
+loss curves;
 writes metrics/eval.json and plots/{loss, embedding_map, zero_shot_roc, tasks}.png. Metric definitions:
 src/ecgalign/benchmark.py (and evaluation.py, probe.py, stats.py, labels.py).
 
@@ -19,54 +20,25 @@ metrics it reports, so the grid could not see a list) with `not_defined_reason`.
 """
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
-import torch
 
 from ecgalign import benchmark as bm
-from ecgalign import evaluation as ev
 from ecgalign import labels as lb
 from ecgalign import params as params_mod
 from ecgalign import artifacts as art
-from ecgalign import plots, stats
+from ecgalign import plots
 from ecgalign.atomic import write_json
 from ecgalign.attribution import statement_directions, statement_metrics
 from ecgalign.ecgplot import plot_statement_auc
-from ecgalign.errors import ArtifactError
-from ecgalign.models import AlignmentModel, encode_all, load_model
-from ecgalign.ptbxl import read_statements
+from ecgalign.errors import ArtifactError, MissingArtifactError
+from ecgalign.models import load_model
 
 
-def load_inputs(data: Path, split) -> SimpleNamespace:
-    """The stage's inputs, checked to be row-aligned with reports.jsonl (ecgalign.artifacts: errors name the file)."""
-    reports_path = art.under(data, art.REPORTS)
-    reports = art.load_reports(reports_path)
-    n = len(reports)
-    folds = np.array([r["strat_fold"] for r in reports])
-    test = np.flatnonzero(np.isin(folds, split.test_folds))
-    train = lb.label_pool(folds, split)
-    val = np.flatnonzero(np.isin(folds, split.val_folds))
-    if len(test) < 2 or len(train) < 2:
-        raise ArtifactError(f"{reports_path}: {len(test)} records in split.test_folds={split.test_folds} and "
-                            f"{len(train)} in the label pool (folds {split.label_folds}); need at least 2 in each")
-    z_ecg, e_ecg = art.load_ecg_embeddings(n, art.under(data, art.ECG_EMBEDDINGS), reports_path)
-    text = art.load_array(art.under(data, art.RECORD_EMBEDDINGS), n, "text_embeddings", reports_path)
-    signals = art.load_array(art.under(data, art.SIGNALS_ARRAY), n, "signals", reports_path)
-    statements, statement_emb = art.load_statements(art.under(data, art.TEXT))
-    table = read_statements(art.under(data, art.RAW))
-    diagnostic_class = {code: c for code, c in table["diagnostic_class"].items() if isinstance(c, str)}
-    return SimpleNamespace(
-        reports=reports, test=test, train=train, val=val, table=table,
-        primary=ev.primary_superclass([reports[i]["scp_codes"] for i in test], diagnostic_class, lb.SUPERCLASSES),
-        statement_codes=[s["code"] for s in statements], statement_emb=statement_emb,
-        e_ecg=e_ecg, z_ecg=z_ecg, text=text, signals=signals,
-        text_source=art.load_text_source(art.under(data, art.TEXT)))
-
-
-# what a supervised control has no value for (fnmatch patterns of eval.json keys, also with the baseline_ prefix)
+# what a supervised control has no value for (fnmatch patterns of eval.json keys)
 NOT_DEFINED = ("alignment_loss", "ecg_to_*", "report_*", "zero_shot_*", "text_embedding_mean_cosine",
                "ecg_embedding_mean_cosine", "val_alignment_loss", "val_ecg_to_text_*", "val_zero_shot_auc_macro")
 NOT_DEFINED_REASON = ("supervised control (train.loss = supervised): no text head, so no shared ECG-text space; "
@@ -78,46 +50,22 @@ NULL_KEYS = ("alignment_loss", "ecg_to_text_r1", "ecg_to_text_r5", "ecg_to_text_
 
 def not_defined_figures() -> dict:
     """The eval.json entries that say what a supervised control does not have: the contract keys as null, the
-    patterns of every undefined key, and why."""
-    patterns = [*NOT_DEFINED, *(f"baseline_{k}" for k in NOT_DEFINED)]
-    return {**{k: None for k in NULL_KEYS}, "not_defined": " ".join(patterns),
+    patterns of every undefined key, and why. Its untrained reference (baseline_*) is the aligned architecture
+    (benchmark.untrained_model), for which every figure is defined."""
+    return {**{k: None for k in NULL_KEYS}, "not_defined": " ".join(NOT_DEFINED),
             "not_defined_reason": NOT_DEFINED_REASON}
 
 
-def model_figures(model, inp: SimpleNamespace, prep, emb: dict, p, counts, task_counts,
-                  prefix: str = "") -> tuple[dict, dict]:
-    """Every figure of one model given its ECG embeddings emb = {"e"|"z": {"train"|"val"|"test": array}}, the
-    test records' resamples (counts) and each task's class-complete ones (task_counts):
-    (metrics with `prefix`, extras for the plots). A supervised control: the probes and the z collapse figure only."""
-    ep = p.evaluate
-    z_cos = {f"{prefix}ecg_z_mean_cosine": ev.mean_pairwise_cosine(emb["z"]["test"])}
-    if model.supervised:
-        return {**z_cos, **bm.tasks(prep, emb, None, task_counts, ep.probe_c_grid, prefix, level=ep.ci_level)}, {}
-    e_text = ev.project_text(model, np.asarray(inp.text[inp.test]))
-    statements = ev.project_text(model, inp.statement_emb)
-    m = bm.retrieval(prep, inp.test, emb["e"]["test"], e_text, counts, ep.shuffles, ep.seed, prefix, ep.ci_level)
-    m[f"{prefix}ecg_embedding_mean_cosine"] = ev.mean_pairwise_cosine(emb["e"]["test"])
-    m[f"{prefix}text_embedding_mean_cosine"] = ev.mean_pairwise_cosine(e_text)
-    m.update(z_cos)
-    if len(inp.val) >= 2:
-        m.update(bm.validation(prep, emb["e"]["val"], ev.project_text(model, np.asarray(inp.text[inp.val])), prefix))
-
-    def prompts_of(task):
-        t = prep.tasks[task]
-        return ev.class_prompts(statements, inp.statement_codes, prep.class_codes[task], t.classes)
-
-    m.update(bm.tasks(prep, emb, prompts_of, task_counts, ep.probe_c_grid, prefix, level=ep.ci_level))
-    sup = prep.tasks["superdiagnostic"]
-    prompts, classes = prompts_of("superdiagnostic")
-    y = sup.y[inp.test][:, [sup.classes.index(c) for c in classes]]
-    return m, {"e_text": e_text, "classes": classes, "labels": y, "statement_keys": statements,
-               "zero_shot_scores": ev.zero_shot_scores(emb["e"]["test"], prompts)}
-
-
-def baseline_model(model: AlignmentModel, seed: int) -> AlignmentModel:
-    """The untrained model: the trained model's config and lead normalisation, freshly initialised from `seed`."""
-    torch.manual_seed(seed)
-    return AlignmentModel(model.config, lead_mean=model.lead_mean, lead_std=model.lead_std).eval()
+def load_baseline(data: Path, n_test: int) -> dict:
+    """The untrained model's figures (baseline_*) written by the baseline stage, checked to be of this test fold."""
+    path = art.under(data, art.BASELINE_METRICS)
+    if not path.exists():
+        raise MissingArtifactError(f"{path} not found: run the baseline stage first (dvc repro baseline)")
+    figures = json.loads(path.read_text())
+    if figures.get("n_test") != n_test:
+        raise ArtifactError(f"{path} is of {figures.get('n_test')} test records, the evaluation of {n_test}: re-run "
+                            f"dvc repro baseline")
+    return {k: v for k, v in figures.items() if k.startswith("baseline_")}
 
 
 def print_summary(m: dict, fractions, level: float) -> None:
@@ -183,33 +131,23 @@ def main(data_dir: str | Path = art.DATA, params_path: str | Path = art.PARAMS,
     p = params_mod.load(params_path)
     ep = p.evaluate
     data, plots_dir = Path(data_dir), Path(plots_dir)
-    inp = load_inputs(data, p.split)
+    inp = bm.load_inputs(data, p.split)
     test, train, val = inp.test, inp.train, inp.val
     model = load_model(art.under(data, art.MODEL))
     print(f"evaluate: {len(test)} test records (folds {p.split.test_folds}), {len(train)} train (folds "
           f"{p.split.label_folds}, {p.split.protocol} protocol) and {len(val)} validation records for the probes, "
           f"{model.config['encoder']} {'supervised control' if model.supervised else 'aligned'} model")
-    prep = bm.prepare(inp.reports, inp.table, train, val, test, ep.label_fractions, ep.seed, inp.text_source)
-    counts = stats.bootstrap_counts(len(test), ep.bootstrap, ep.seed)
-    splits = {"train": train, "val": val, "test": test}
-
-    emb = {space: {s: np.asarray(arr[rows]) for s, rows in splits.items()}
-           for space, arr in (("e", inp.e_ecg), ("z", inp.z_ecg))}
-    task_counts, boot_metrics = bm.task_bootstrap(prep, ep.bootstrap, ep.seed)
-    trained, extras = model_figures(model, inp, prep, emb, p, counts, task_counts)
+    prep, counts, task_counts, boot_metrics = bm.prepared(inp, ep)
+    emb = bm.split_embeddings(inp, inp.z_ecg, inp.e_ecg)
+    trained, extras = bm.model_figures(model, inp, prep, emb, ep, counts, task_counts, jobs=bm.cores())
     emb_trained_test = emb["e"]["test"]
-    base = baseline_model(model, ep.seed)
-    order = np.concatenate([test, val, train])
-    z, e = encode_all(base, inp.signals, rows=order)
-    cut = np.cumsum([len(test), len(val)])
-    emb = {space: dict(zip(("test", "val", "train"), np.split(arr, cut))) for space, arr in (("e", e), ("z", z))}
-    untrained, _ = model_figures(base, inp, prep, emb, p, counts, task_counts, prefix="baseline_")
+    untrained = load_baseline(data, len(test))
     levels = {} if model.supervised else bm.retrieval_levels(prep, test, ep.shuffles, ep.seed)
     metrics = {"n_test": int(len(test)), "n_train": int(len(train)), "n_val": int(len(val)),
-               "ci_level": ep.ci_level, **boot_metrics, "objective": "supervised" if model.supervised else "alignment", "protocol": p.split.protocol,
-               "pretrain_folds": p.split.pretrain_pool, "label_folds": p.split.label_folds,
-               "label_pool_size": int(len(train)), **levels, **trained,
-               **{k: v for k, v in untrained.items() if not k.startswith("baseline_val_")}}
+               "ci_level": ep.ci_level, **boot_metrics, "objective": "supervised" if model.supervised else "alignment",
+               "protocol": p.split.protocol, "pretrain_folds": p.split.pretrain_pool,
+               "label_folds": p.split.label_folds, "label_pool_size": int(len(train)), **levels, **trained,
+               **untrained}
     if model.supervised:
         metrics.update(not_defined_figures())
 

@@ -54,7 +54,7 @@ def test_each_type_is_named_for_its_module_attribute_and_pickles():
     name it carries, and come back with its message."""
     import pickle
     types = _types()
-    assert len(types) == 10
+    assert len(types) == 11
     for cls in types:
         assert getattr(errors, cls.__name__) is cls and cls.__module__ == "ecgalign.errors"
         assert cls.__doc__ and cls.hint
@@ -63,7 +63,8 @@ def test_each_type_is_named_for_its_module_attribute_and_pickles():
 
 
 def test_the_owning_modules_re_export_their_types():
-    from ecgalign import atomic, models, text
+    from ecgalign import atomic, models, outcomes, text
+    assert outcomes.OutcomeError is errors.OutcomeError and issubclass(outcomes.OutcomeError, ValueError)
     assert models.CheckpointError is errors.CheckpointError and issubclass(models.CheckpointError, ValueError)
     assert text.TextModelError is errors.TextModelError and issubclass(text.TextModelError, RuntimeError)
     assert atomic.DiskFullError is errors.DiskFullError

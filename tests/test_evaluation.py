@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from ecgalign import evaluation as ev
 
@@ -217,7 +218,9 @@ def stage_dir(tmp_path_factory):
     data = root / "data"
     for sub in ("raw", "text", "signals", "model", "ecg_embeddings"):
         (data / sub).mkdir(parents=True)
-    (root / "params.yaml").write_text((REPO / "params.yaml").read_text())
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["ecg"]["embed_dim"], params["train"]["proj_dim"] = 8, 4   # the checkpoint's sizes (the baseline's too)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     table = pd.DataFrame([s[:5] for s in STATEMENTS], columns=[
         "code", "Statement Category", "SCP-ECG Statement Description", "diagnostic_class",
         "diagnostic_subclass"]).set_index("code").replace("", None)
@@ -243,6 +246,8 @@ def stage_dir(tmp_path_factory):
     np.save(data / "text" / "record_embeddings.npy", (weights / weights.sum(1, keepdims=True)) @ statement_emb)
     signals = rng.normal(size=(N_RECORDS, 12, 64)).astype(np.float32)
     np.save(data / "signals" / "signals.npy", signals)
+    (data / "signals" / "stats.json").write_text(json.dumps({"shape": list(signals.shape), "mean": [0.0] * 12,
+                                                             "std": [2.0] * 12}))
     torch.manual_seed(1)
     model = build_model("cnn1d", embed_dim=8, text_dim=16, proj_dim=4, lead_mean=np.zeros(12),
                         lead_std=np.full(12, 2.0))
@@ -260,7 +265,9 @@ def stage_dir(tmp_path_factory):
 
 def run_stage(root):
     import evaluate_alignment
+    import evaluate_baseline
 
+    evaluate_baseline.main(root / "data", root / "params.yaml")
     return evaluate_alignment.main(root / "data", root / "params.yaml", root / "metrics" / "eval.json",
                                    root / "plots", root / "dvclive")
 
@@ -302,6 +309,54 @@ def test_stage_writes_every_contract_metric_and_plot(stage_dir):
 
 def test_stage_is_deterministic(stage_dir):
     assert run_stage(stage_dir) == run_stage(stage_dir)
+
+
+def test_baseline_stage_is_the_untrained_model_of_the_trained_config(stage_dir):
+    """The baseline stage builds its model from params.yaml alone: for a checkpoint of the same sizes, that is the
+    model the evaluate stage built from the checkpoint's config before the stage existed (the same weights), and
+    its figures are the eval.json's baseline_* keys."""
+    import torch
+
+    from ecgalign import benchmark as bm
+    from ecgalign import params as params_mod
+    from ecgalign.models import AlignmentModel, load_model
+
+    p = params_mod.load(stage_dir / "params.yaml")
+    trained = load_model(stage_dir / "data" / "model" / "model.pt")
+    torch.manual_seed(p.evaluate.seed)
+    before = AlignmentModel(trained.config, lead_mean=trained.lead_mean, lead_std=trained.lead_std)
+    now = bm.untrained_model(p, 16, np.zeros(12), np.full(12, 2.0))
+    assert before.state_dict().keys() == now.state_dict().keys()
+    assert all(torch.equal(before.state_dict()[k], now.state_dict()[k]) for k in before.state_dict())
+    metrics = run_stage(stage_dir)
+    baseline = json.loads((stage_dir / "data" / "baseline" / "baseline.json").read_text())
+    assert baseline["precision"] == "fp32" and baseline["n_test"] == metrics["n_test"]
+    assert {k: v for k, v in baseline.items() if k.startswith("baseline_")} == \
+        {k: v for k, v in metrics.items() if k.startswith("baseline_")}
+
+
+def test_tasks_in_two_processes_give_the_figures_of_one(stage_dir):
+    from ecgalign import benchmark as bm
+    from ecgalign import params as params_mod
+
+    p = params_mod.load(stage_dir / "params.yaml")
+    inp = bm.load_inputs(stage_dir / "data", p.split)
+    prep, _, task_counts, _ = bm.prepared(inp, p.evaluate)
+    emb = bm.split_embeddings(inp, inp.z_ecg, inp.e_ecg)
+    one = bm.tasks(prep, emb, None, task_counts, p.evaluate.probe_c_grid, jobs=1, log=lambda *a: None)
+    two = bm.tasks(prep, emb, None, task_counts, p.evaluate.probe_c_grid, jobs=2, log=lambda *a: None)
+    assert json.dumps(one) == json.dumps(two) and len(one) > 100   # NaN-aware: the same text
+
+
+def test_evaluate_without_the_baseline_stage_says_what_to_run(stage_dir, tmp_path):
+    import shutil
+
+    import evaluate_alignment
+
+    shutil.copytree(stage_dir / "data", tmp_path / "data")
+    shutil.rmtree(tmp_path / "data" / "baseline", ignore_errors=True)
+    with pytest.raises(FileNotFoundError, match=r"baseline\.json not found: run the baseline stage first"):
+        evaluate_alignment.main(tmp_path / "data", stage_dir / "params.yaml", tmp_path / "eval.json", tmp_path)
 
 
 def test_nearest_statements_rank_projected_statements_by_cosine(stage_dir):

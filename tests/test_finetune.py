@@ -52,7 +52,7 @@ def small(records, n: int, step: int = 4):
 def config(**kw):
     return {"task": "superdiagnostic", "label_fractions": [1.0], "max_epochs": 2, "patience": 2,
             "min_steps_per_epoch": 1, "head_warmup_epochs": 1, "bn_records": 64, "batch_size": 32, "lr_grid": [3e-3],
-            "weight_decay": 0.01, "seed": 0, "device": "cpu", "train_folds": [1, 2, 3, 4, 5, 6, 7, 8],
+            "weight_decay": 0.01, "seed": 0, "device": "cpu", "precision": "fp32", "train_folds": [1, 2, 3, 4, 5, 6, 7, 8],
             "val_folds": [9], "test_folds": [10], **kw}
 
 
@@ -425,3 +425,23 @@ def test_params_renamed_keys_say_what_to_write():
     raw["finetune"]["lr"] = 0.001
     with pytest.raises(ParamsError, match=r"finetune.lr was renamed: write finetune.lr_grid, a list"):
         validate(raw)
+
+
+def test_resume_key_changes_with_the_fine_tuning_code(records, tmp_path, monkeypatch):
+    """A resume state saved by other code is not resumed: the key hashes the source files in ft.CODE."""
+    sig, _, _ = small(records, 40)
+    model = tiny_model(sig)
+    tasks = {"t": {"kind": "bce", "target": np.zeros((40, 2), np.float32), "train": np.arange(20),
+                   "val": np.arange(20, 30), "test": np.arange(30, 40)}}
+    code = tmp_path / "finetune.py"
+    code.write_text("a = 1\n")
+    monkeypatch.setattr(ft, "CODE", (code,))
+    before = ft.fingerprint(config(), model, sig, tasks, 1)
+    assert ft.fingerprint(config(), model, sig, tasks, 1) == before
+    code.write_text("a = 2\n")
+    assert ft.fingerprint(config(), model, sig, tasks, 1) != before
+
+
+def test_the_code_in_the_resume_key_exists():
+    import ecgalign.finetune as module
+    assert len(module.CODE) == 5 and all(path.is_file() for path in module.CODE)

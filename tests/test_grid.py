@@ -7,6 +7,7 @@ import shutil
 import sys
 
 import pytest
+import yaml
 
 from conftest import REPO, make_repo, run
 from ecgalign import grid as g
@@ -179,7 +180,7 @@ def test_a_claim_can_compare_two_figures_of_the_same_runs(tmp_path):
 
 def test_the_cost_table_keeps_to_the_stages_the_targets_run():
     assert g.run_stages(REPO, ["evaluate"]) == ("download", "reports", "text_embeddings", "signals", "train",
-                                                "ecg_embeddings", "evaluate")
+                                                "ecg_embeddings", "baseline", "evaluate")
     assert g.run_stages(REPO, ["finetune"]) == ("download", "reports", "text_embeddings", "signals", "train",
                                                 "finetune")
     assert g.run_stages(REPO, []) == ()
@@ -344,13 +345,24 @@ def test_an_experiment_stays_current_when_only_params_of_stages_it_does_not_run_
         run(["git", "commit", "-qm", new or "init"], tmp_path, env)
         return run(["git", "rev-parse", "HEAD"], tmp_path, env).split()[0]
     run(["git", "init", "-q"], tmp_path, env)
-    base = commit("", "")
+    commit("", "")
+    ran = {"params": {"params.yaml": {"data": yaml.safe_load((tmp_path / "params.yaml").read_text())}}}
+
+    def current(grid, overrides=None):   # the experiment that ran with the first commit's params (+ overrides)
+        data = json.loads(json.dumps(ran))
+        for key, value in (overrides or {}).items():
+            section, leaf = key.split(".")
+            data["params"]["params.yaml"]["data"][section][leaf] = value
+        return g.params_match(data, {**g.head_params(tmp_path, grid.stages), **(overrides or {})})
     commit("  patience: 2 ", "  patience: 3 ")           # finetune.patience
-    assert g.current_code(evaluate, tmp_path)(base) and not g.current_code(finetune, tmp_path)(base)
-    moved = commit("# Every knob", "# Each knob")       # a comment: no value changed
-    assert g.current_code(finetune, tmp_path)(moved)
+    assert current(evaluate) and not current(finetune)
+    commit("# Every knob", "# Each knob")                 # a comment: no value changed
+    assert current(evaluate) and not current(finetune)
+    commit("  precision: fp32              # fp32 | bf16 (autocast)", "  precision: bf16              # fp32 | bf16 (autocast)")
+    assert not current(evaluate)                          # train.precision: a new default stales the experiment ...
+    assert current(evaluate, {"train.precision": "bf16"})  # ... unless it set that value itself
     commit("epochs: 15", "epochs: 2")                    # train.epochs, upstream of both
-    assert not g.current_code(evaluate, tmp_path)(base) and not g.current_code(finetune, tmp_path)(moved)
+    assert not current(evaluate, {"train.precision": "bf16"})
 
 
 def test_the_text_grid_is_a_view_of_the_main_grids_own_experiments():

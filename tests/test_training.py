@@ -80,7 +80,8 @@ def test_deterministic_and_resumes_exactly(tmp_path):
         m = train(sig, text, folds, config(), tmp_path / name, tmp_path / f"state_{name}", live, log=lambda *a: None)
         runs[name] = (m, live.logged)
     (ma, la), (mb, lb) = runs["a"], runs["b"]
-    ma.pop("train_seconds"), mb.pop("train_seconds")
+    for m in (ma, mb):   # timing
+        m.pop("train_seconds"), m.pop("epoch_seconds")
     assert ma == mb and la == lb  # same params + seed -> identical metrics and curves
     assert_same_weights(state_dict(tmp_path / "a/model.pt"), state_dict(tmp_path / "b/model.pt"))
     assert sorted(la) == ["train/alignment_loss", "train/objective", "train/temperature", "val/alignment_loss",
@@ -100,7 +101,7 @@ def test_deterministic_and_resumes_exactly(tmp_path):
     assert_same_weights(state_dict(tmp_path / "a/model.pt"), state_dict(tmp_path / "c/model.pt"))
     assert_same_weights(torch.load(tmp_path / "state_a/last.pt", weights_only=True)["model"],
                         torch.load(tmp_path / "state_c/last.pt", weights_only=True)["model"])
-    mc.pop("train_seconds")
+    mc.pop("train_seconds"), mc.pop("epoch_seconds")
     assert mc == ma and live.logged == la  # the resumed run replays the curves of epoch 1
 
     # a last.pt of other params is ignored
@@ -152,7 +153,8 @@ def test_early_stopping_and_resume_after_the_decision(tmp_path):
     assert "resuming from" in messages[0] and "6 epoch(s) done" in messages[0]
     assert not any(m.startswith("epoch 7/") for m in messages) and messages[-1].startswith("early stop after epoch 6/8")
     assert_same_weights(state_dict(tmp_path / "a/model.pt"), state_dict(tmp_path / "c/model.pt"))
-    ma.pop("train_seconds"), mc.pop("train_seconds")
+    for m in (ma, mc):   # timing
+        m.pop("train_seconds"), m.pop("epoch_seconds")
     assert mc == ma and live_c.logged == live.logged
 
 
@@ -317,3 +319,46 @@ def test_cuda_runs_are_deterministic_and_threads_pinned(monkeypatch):
         torch.use_deterministic_algorithms(before[0])
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = before[1], before[2]
         torch.set_num_threads(before[3])
+
+
+def test_bf16_training_is_deterministic_close_to_fp32_and_recorded(tmp_path):
+    """train.precision: bf16 autocast gives other weights than fp32 (it is another arithmetic), the same weights on a
+    re-run, learns as fp32 does, and says what ran; an explicit fp32 is the config without the key."""
+    sig, text, folds = make_data()
+    runs = {}
+    for name, kw in (("fp32", {}), ("fp32_explicit", {"precision": "fp32"}), ("bf16", {"precision": "bf16"}),
+                     ("bf16_again", {"precision": "bf16"})):
+        runs[name] = train(sig, text, folds, config(**kw), tmp_path / name, tmp_path / f"state_{name}", None,
+                           log=lambda *a: None)
+    assert_same_weights(state_dict(tmp_path / "fp32/model.pt"), state_dict(tmp_path / "fp32_explicit/model.pt"))
+    assert_same_weights(state_dict(tmp_path / "bf16/model.pt"), state_dict(tmp_path / "bf16_again/model.pt"))
+    a, b = state_dict(tmp_path / "fp32/model.pt"), state_dict(tmp_path / "bf16/model.pt")
+    assert any(not torch.equal(a[k], b[k]) for k in a)
+    assert runs["fp32"]["precision"] == "fp32" and runs["bf16"]["precision"] == "bf16"
+    assert runs["bf16"]["precision_requested"] == "bf16"
+    assert runs["bf16"]["precision_hardware"] in ("amx_bf16", "avx512_bf16", "none")
+    assert runs["bf16"]["val_objective"] == pytest.approx(runs["fp32"]["val_objective"], rel=0.05)
+
+
+def test_auto_precision_follows_the_hardware(monkeypatch):
+    from ecgalign import precision
+
+    cpu = torch.device("cpu")
+    for amx, avx512_bf16, expected, unit in ((True, True, "bf16", "amx_bf16"), (False, True, "bf16", "avx512_bf16"),
+                                             (False, False, "fp32", "none")):
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda amx=amx: amx)
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=avx512_bf16: v)
+        assert precision.resolve("auto", cpu) == expected and precision.hardware(cpu) == unit
+        assert precision.resolve("fp32", cpu) == "fp32" and precision.resolve("bf16", cpu) == "bf16"
+        assert precision.record("auto", cpu) == {"precision": expected, "precision_requested": "auto",
+                                                 "precision_hardware": unit}
+    with pytest.raises(ValueError, match="precision 'fp16' is not one of auto, fp32, bf16"):
+        precision.resolve("fp16", cpu)
+
+
+def test_supervised_log_prints_no_alignment_figure():
+    record = {"epoch": 1, "train/objective": 0.5, "train/alignment_loss": float("nan"), "val/objective": 0.4,
+              "val/alignment_loss": float("nan"), "train/temperature": 0.07, "seconds": 1.0}
+    assert training.epoch_line(record, "supervised") == "train objective 0.5000, val objective 0.4000"
+    assert training.epoch_line(record, "infonce") == ("train objective 0.5000, val objective 0.4000, train 1-cos nan, "
+                                                      "val 1-cos nan, temperature 0.0700")

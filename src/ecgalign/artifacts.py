@@ -41,6 +41,8 @@ FINETUNE_STATE = DATA / "finetune_state"              # finetune: resume state (
 ECG_EMBEDDINGS = DATA / "ecg_embeddings"              # ecg_embeddings
 Z_ECG = ECG_EMBEDDINGS / "z_ecg.npy"                  # (records, ecg.embed_dim): the encoder's output
 E_ECG = ECG_EMBEDDINGS / "e_ecg.npy"                  # (records, train.proj_dim): projected into the shared space
+BASELINE = DATA / "baseline"                          # baseline: the untrained reference model's figures
+BASELINE_METRICS = BASELINE / "baseline.json"         # baseline_* keys of metrics/eval.json (+ n_test, precision)
 
 METRICS = Path("metrics")
 DATA_METRICS = METRICS / "data.json"                  # download: which dataset (source, records, table checksum)

@@ -10,20 +10,27 @@ and a negative in every resample, as the PTB-XL benchmark does); `{task}_bootstr
 rejected for missing one.
 
 Inputs are arrays: `prepare` builds everything that depends only on the records (labels, groups, subsamples);
-`model_figures` takes one model's embeddings. src/evaluate_alignment.py reads the artifacts and writes the JSON.
+`model_figures` takes one model's embeddings. Two stages use them: `baseline` (src/evaluate_baseline.py: the untrained
+reference model, `untrained_model`, whose figures depend on the data, ecg.*, train.proj_dim and evaluate.* only, so
+DVC's run cache serves them to every experiment that shares those) and `evaluate` (src/evaluate_alignment.py: the
+trained model, and the JSON).
 """
 from __future__ import annotations
 
+import multiprocessing
+import os
 from types import SimpleNamespace
 
 import numpy as np
 
+from . import artifacts as art
 from . import evaluation as ev
 from . import labels as lb
 from . import probe as pr
 from . import stats
 from .artifacts import REPORTS
 from .errors import ArtifactError
+from .ptbxl import read_statements
 from .reports import code_set
 
 KS = (1, 5, 10)
@@ -181,62 +188,95 @@ def _auc_figures(m: dict, key: str, y, scores, classes, counts, per_class_prefix
 
 
 def tasks(prep: SimpleNamespace, emb: dict, prompts_of, counts, c_grid, prefix: str = "", log=print,
-          level: float = stats.LEVEL) -> dict:
+          level: float = stats.LEVEL, jobs: int = 1) -> dict:
     """Zero-shot and linear-probe figures on every task; emb = {"e": {split: rows x d}, "z": {...}} for the
     splits "train" (all training rows), "val", "test", row-aligned with prep.train/val/test; prompts_of(task) ->
     (prompts, classes with a prompt), or None for a model without a text head (the supervised control): every
     zero-shot figure is then None. counts = {task: resamples of the task's test records} (`task_bootstrap`) or None
-    for no intervals. Probes fit on each label-fraction subsample, C chosen on the validation rows."""
+    for no intervals. Probes fit on each label-fraction subsample, C chosen on the validation rows.
+
+    jobs > 1: the tasks run in that many forked processes (each probe fits on one thread anyway, probe.one_thread),
+    the costliest tasks first; the figures are the same as with jobs = 1 (tested)."""
+    prompts = {task: prompts_of(task) if prompts_of is not None else None for task in prep.tasks}
+    args = (prep, emb, prompts, counts, c_grid, prefix, level)
+    names = list(prep.tasks)
+    if jobs > 1 and len(names) > 1 and "fork" in multiprocessing.get_all_start_methods():
+        order = sorted(names, key=lambda task: -len(prep.tasks[task].classes))   # the most classes, the longest
+        _FORKED["args"] = args
+        try:
+            with multiprocessing.get_context("fork").Pool(min(jobs, len(names))) as pool:
+                parts = dict(zip(order, pool.map(_forked_task, order, chunksize=1)))
+        finally:
+            _FORKED.clear()
+    else:
+        parts = {task: task_figures(task, *args) for task in names}
     m = {}
-    pos = {s: {r: i for i, r in enumerate(getattr(prep, s))} for s in ("train",)}
-    full = max(prep.fractions)
-    for task, t in prep.tasks.items():
-        keep_test, keep_val = t.keep[prep.test], t.keep[prep.val]
-        y_test, y_val = t.y[prep.test][keep_test], t.y[prep.val][keep_val]
-        c_test = None if counts is None else counts[task]
-        m[f"{prefix}{task}_n_test"] = int(keep_test.sum())
-        # zero-shot
-        prompts, with_prompt = prompts_of(task) if prompts_of is not None else ([], [])
-        scores = np.full(y_test.shape, np.nan)
-        if len(prompts):
-            cols = [t.classes.index(c) for c in with_prompt]
-            scores[:, cols] = ev.zero_shot_scores(emb["e"]["test"][keep_test], prompts)
-        per_class = f"{prefix}zero_shot_auc_" if task == "superdiagnostic" else None
-        n = _auc_figures(m, f"{prefix}zero_shot_{task}_auc_macro", y_test, scores, t.classes, c_test, per_class,
-                         level)
-        if prompts_of is None:   # the classes a probe can score
-            n = int(pr.two_valued(y_test).sum())
-        m[f"{prefix}{task}_n_classes"] = n
-        m[f"{prefix}{task}_n_classes_dropped"] = len(t.classes) - n
-        if task == "superdiagnostic":
-            for sfx in ("", "_ci_low", "_ci_high"):
-                m[f"{prefix}zero_shot_auc_macro{sfx}"] = m.get(f"{prefix}zero_shot_{task}_auc_macro{sfx}")
-            if len(prompts):
-                val_scores = ev.zero_shot_scores(emb["e"]["val"][keep_val], prompts)
-                m[f"{prefix}val_zero_shot_auc_macro"] = _macro_or_none(t.y[prep.val][keep_val][:, cols], val_scores)
-        # linear probes
-        spaces = [("e", "linear_probe")] + ([("z", "linear_probe_z")] if task == "superdiagnostic" else [])
-        for f in prep.fractions:
-            rows = np.array([pos["train"][r] for r in prep.subsamples[task, f]], dtype=np.int64)
-            for space, name in spaces:
-                if space == "z" and f != full:
-                    continue
-                x = emb[space]
-                fit = pr.probe(x["train"][rows], t.y[prep.subsamples[task, f]], x["val"][keep_val], y_val,
-                               x["test"][keep_test], c_grid)
-                key = f"{prefix}{name}_{task}_{fraction_key(f)}"
-                per_class = f"{prefix}{name}_auc_" if (task == "superdiagnostic" and f == full) else None
-                n = _auc_figures(m, f"{key}_auc_macro", y_test, fit["scores"], t.classes, c_test, per_class,
-                                 level)
-                m[f"{key}_c"], m[f"{key}_n_train"], m[f"{key}_n_classes"] = fit["c"], int(len(rows)), n
-                if task == "superdiagnostic" and f == full:
-                    for sfx in ("", "_ci_low", "_ci_high"):
-                        m[f"{prefix}{name}_auc_macro{sfx}"] = m.get(f"{key}_auc_macro{sfx}")
-                    if space == "e":
-                        m[f"{prefix}val_linear_probe_auc_macro"] = fit["val_auc"]
+    for task in names:   # the key order of one process, whatever the jobs
+        m.update(parts[task])
         log(f"  {prefix or 'trained '}{task}: zero-shot {_fmt(m[f'{prefix}zero_shot_{task}_auc_macro'])}, probe "
             + ", ".join(f"{fraction_key(f)} {_fmt(m[f'{prefix}linear_probe_{task}_{fraction_key(f)}_auc_macro'])}"
                         for f in prep.fractions))
+    return m
+
+
+_FORKED: dict = {}   # the arguments a forked worker of `tasks` inherits (nothing is pickled but the task's name)
+
+
+def _forked_task(task: str) -> dict:
+    import torch
+    torch.set_num_threads(1)   # one core per worker: the workers are the parallelism
+    return task_figures(task, *_FORKED["args"])
+
+
+def task_figures(task: str, prep: SimpleNamespace, emb: dict, prompts: dict, counts, c_grid, prefix: str,
+                 level: float) -> dict:
+    """One task's figures (see `tasks`); prompts[task]: (prompts, classes with a prompt) or None."""
+    m = {}
+    pos = {r: i for i, r in enumerate(prep.train)}
+    full = max(prep.fractions)
+    t = prep.tasks[task]
+    keep_test, keep_val = t.keep[prep.test], t.keep[prep.val]
+    y_test, y_val = t.y[prep.test][keep_test], t.y[prep.val][keep_val]
+    c_test = None if counts is None else counts[task]
+    m[f"{prefix}{task}_n_test"] = int(keep_test.sum())
+    # zero-shot
+    text_head = prompts[task] is not None
+    task_prompts, with_prompt = prompts[task] if text_head else ([], [])
+    scores = np.full(y_test.shape, np.nan)
+    if len(task_prompts):
+        cols = [t.classes.index(c) for c in with_prompt]
+        scores[:, cols] = ev.zero_shot_scores(emb["e"]["test"][keep_test], task_prompts)
+    per_class = f"{prefix}zero_shot_auc_" if task == "superdiagnostic" else None
+    n = _auc_figures(m, f"{prefix}zero_shot_{task}_auc_macro", y_test, scores, t.classes, c_test, per_class, level)
+    if not text_head:   # the classes a probe can score
+        n = int(pr.two_valued(y_test).sum())
+    m[f"{prefix}{task}_n_classes"] = n
+    m[f"{prefix}{task}_n_classes_dropped"] = len(t.classes) - n
+    if task == "superdiagnostic":
+        for sfx in ("", "_ci_low", "_ci_high"):
+            m[f"{prefix}zero_shot_auc_macro{sfx}"] = m.get(f"{prefix}zero_shot_{task}_auc_macro{sfx}")
+        if len(task_prompts):
+            val_scores = ev.zero_shot_scores(emb["e"]["val"][keep_val], task_prompts)
+            m[f"{prefix}val_zero_shot_auc_macro"] = _macro_or_none(t.y[prep.val][keep_val][:, cols], val_scores)
+    # linear probes
+    spaces = [("e", "linear_probe")] + ([("z", "linear_probe_z")] if task == "superdiagnostic" else [])
+    for f in prep.fractions:
+        rows = np.array([pos[r] for r in prep.subsamples[task, f]], dtype=np.int64)
+        for space, name in spaces:
+            if space == "z" and f != full:
+                continue
+            x = emb[space]
+            fit = pr.probe(x["train"][rows], t.y[prep.subsamples[task, f]], x["val"][keep_val], y_val,
+                           x["test"][keep_test], c_grid)
+            key = f"{prefix}{name}_{task}_{fraction_key(f)}"
+            per_class = f"{prefix}{name}_auc_" if (task == "superdiagnostic" and f == full) else None
+            n = _auc_figures(m, f"{key}_auc_macro", y_test, fit["scores"], t.classes, c_test, per_class, level)
+            m[f"{key}_c"], m[f"{key}_n_train"], m[f"{key}_n_classes"] = fit["c"], int(len(rows)), n
+            if task == "superdiagnostic" and f == full:
+                for sfx in ("", "_ci_low", "_ci_high"):
+                    m[f"{prefix}{name}_auc_macro{sfx}"] = m.get(f"{key}_auc_macro{sfx}")
+                if space == "e":
+                    m[f"{prefix}val_linear_probe_auc_macro"] = fit["val_auc"]
     return m
 
 
@@ -256,3 +296,101 @@ def validation(prep: SimpleNamespace, e_ecg_val, e_text_val, prefix: str = "") -
     for k, r in ev.recall_at_k(e_ecg_val, e_text_val, g, KS).items():
         m[f"{prefix}val_ecg_to_text_r{k}"] = r
     return m
+
+
+# ------------------------------------------------------------------------------------------- the stages' shared part
+
+def cores() -> int:
+    """The cores this process may use (the `jobs` of `tasks`)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def load_inputs(data, split, embeddings: bool = True) -> SimpleNamespace:
+    """The stages' inputs under the folder `data`, checked to be row-aligned with reports.jsonl (ecgalign.artifacts:
+    errors name the file); embeddings=False: without the trained model's ECG embeddings (the baseline stage)."""
+    reports_path = art.under(data, art.REPORTS)
+    reports = art.load_reports(reports_path)
+    n = len(reports)
+    folds = np.array([r["strat_fold"] for r in reports])
+    test = np.flatnonzero(np.isin(folds, split.test_folds))
+    train = lb.label_pool(folds, split)
+    val = np.flatnonzero(np.isin(folds, split.val_folds))
+    if len(test) < 2 or len(train) < 2:
+        raise ArtifactError(f"{reports_path}: {len(test)} records in split.test_folds={split.test_folds} and "
+                            f"{len(train)} in the label pool (folds {split.label_folds}); need at least 2 in each")
+    z_ecg = e_ecg = None
+    if embeddings:
+        z_ecg, e_ecg = art.load_ecg_embeddings(n, art.under(data, art.ECG_EMBEDDINGS), reports_path)
+    text = art.load_array(art.under(data, art.RECORD_EMBEDDINGS), n, "text_embeddings", reports_path)
+    signals = art.load_array(art.under(data, art.SIGNALS_ARRAY), n, "signals", reports_path)
+    statements, statement_emb = art.load_statements(art.under(data, art.TEXT))
+    table = read_statements(art.under(data, art.RAW))
+    diagnostic_class = {code: c for code, c in table["diagnostic_class"].items() if isinstance(c, str)}
+    return SimpleNamespace(
+        reports=reports, test=test, train=train, val=val, table=table,
+        primary=ev.primary_superclass([reports[i]["scp_codes"] for i in test], diagnostic_class, lb.SUPERCLASSES),
+        statement_codes=[s["code"] for s in statements], statement_emb=statement_emb,
+        e_ecg=e_ecg, z_ecg=z_ecg, text=text, signals=signals,
+        text_source=art.load_text_source(art.under(data, art.TEXT)))
+
+
+def prepared(inp: SimpleNamespace, ep) -> tuple[SimpleNamespace, np.ndarray, dict, dict]:
+    """(prep, the test records' resamples, each task's class-complete resamples, their metrics) for evaluate.* =
+    `ep`: model-free, the same in both stages."""
+    prep = prepare(inp.reports, inp.table, inp.train, inp.val, inp.test, ep.label_fractions, ep.seed,
+                   inp.text_source)
+    counts = stats.bootstrap_counts(len(inp.test), ep.bootstrap, ep.seed)
+    task_counts, boot_metrics = task_bootstrap(prep, ep.bootstrap, ep.seed)
+    return prep, counts, task_counts, boot_metrics
+
+
+def split_embeddings(inp: SimpleNamespace, z_ecg, e_ecg) -> dict:
+    """{"e"|"z": {"train"|"val"|"test": rows}} of full-length embedding arrays."""
+    splits = {"train": inp.train, "val": inp.val, "test": inp.test}
+    return {space: {s: np.asarray(arr[rows]) for s, rows in splits.items()}
+            for space, arr in (("e", e_ecg), ("z", z_ecg))}
+
+
+def model_figures(model, inp: SimpleNamespace, prep, emb: dict, ep, counts, task_counts, prefix: str = "",
+                  jobs: int = 1) -> tuple[dict, dict]:
+    """Every figure of one model given its ECG embeddings emb = {"e"|"z": {"train"|"val"|"test": array}}, the
+    test records' resamples (counts), each task's class-complete ones (task_counts) and evaluate.* (ep):
+    (metrics with `prefix`, extras for the plots). A supervised control: the probes and the z collapse figure only.
+    jobs: processes for the tasks (`tasks`)."""
+    z_cos = {f"{prefix}ecg_z_mean_cosine": ev.mean_pairwise_cosine(emb["z"]["test"])}
+    if model.supervised:
+        return {**z_cos, **tasks(prep, emb, None, task_counts, ep.probe_c_grid, prefix, level=ep.ci_level,
+                                 jobs=jobs)}, {}
+    e_text = ev.project_text(model, np.asarray(inp.text[inp.test]))
+    statements = ev.project_text(model, inp.statement_emb)
+    m = retrieval(prep, inp.test, emb["e"]["test"], e_text, counts, ep.shuffles, ep.seed, prefix, ep.ci_level)
+    m[f"{prefix}ecg_embedding_mean_cosine"] = ev.mean_pairwise_cosine(emb["e"]["test"])
+    m[f"{prefix}text_embedding_mean_cosine"] = ev.mean_pairwise_cosine(e_text)
+    m.update(z_cos)
+    if len(inp.val) >= 2:
+        m.update(validation(prep, emb["e"]["val"], ev.project_text(model, np.asarray(inp.text[inp.val])), prefix))
+
+    def prompts_of(task):
+        t = prep.tasks[task]
+        return ev.class_prompts(statements, inp.statement_codes, prep.class_codes[task], t.classes)
+
+    m.update(tasks(prep, emb, prompts_of, task_counts, ep.probe_c_grid, prefix, level=ep.ci_level, jobs=jobs))
+    sup = prep.tasks["superdiagnostic"]
+    prompts, classes = prompts_of("superdiagnostic")
+    y = sup.y[inp.test][:, [sup.classes.index(c) for c in classes]]
+    return m, {"e_text": e_text, "classes": classes, "labels": y, "statement_keys": statements,
+               "zero_shot_scores": ev.zero_shot_scores(emb["e"]["test"], prompts)}
+
+
+def untrained_model(p, text_dim: int, lead_mean, lead_std, n_leads: int = 12):
+    """The untrained reference (baseline_*): the aligned architecture of ecg.* and train.proj_dim with the training
+    folds' lead normalisation, initialised from evaluate.seed, in eval mode. The same for every train.loss: for the
+    supervised control too it is the aligned architecture (its z, the probes' primary features, are those of the
+    same random encoder). With the trained model's config this is exactly the model the evaluate stage built
+    before the baseline stage existed (same modules, same order, same seed)."""
+    import torch
+
+    from .models import build_model
+    torch.manual_seed(p.evaluate.seed)
+    return build_model(p.ecg.encoder, p.ecg.embed_dim, text_dim, p.train.proj_dim, lead_mean=lead_mean,
+                       lead_std=lead_std, n_leads=n_leads).eval()

@@ -55,6 +55,9 @@ ArtifactError = _error("ArtifactError", ValueError, "An artifact that does not f
 MissingArtifactError = _error("MissingArtifactError", FileNotFoundError, "An artifact a stage reads is not there: the "
                               "stage that writes it has not run (ecgalign.artifacts).",
                               "run the pipeline up to this stage (dvc repro)")
+OutcomeError = _error("OutcomeError", ValueError, "An outcome CSV (or a row of it) that cannot be used; the message "
+                      "names the file, line and ecg_id (ecgalign.outcomes).",
+                      "fix the outcome CSV (finetune.outcomes), or set finetune.on_error=skip to drop such rows")
 CheckpointError = _error("CheckpointError", ValueError, "A model checkpoint that cannot be used; the message names the "
                          "file (ecgalign.models).")
 TextModelError = _error("TextModelError", RuntimeError, "A text model that cannot be loaded; the message says what to "

@@ -54,16 +54,19 @@ import torch.nn.functional as F
 from . import artifacts as art, stats
 from .models import AlignmentModel, encode_all, unwrap
 from .outcomes import c_index, c_index_resamples, cox_loss
-from .training import autocast, distributed, load_resume, resolve_device, rng_state, seed_everything, set_rng_state
+from .precision import autocast, resolve as resolve_precision
+from .training import distributed, load_resume, resolve_device, rng_state, seed_everything, set_rng_state
 
 INITS = ("aligned", "frozen", "random")
 CONFIG_KEYS = ("task", "label_fractions", "max_epochs", "patience", "min_steps_per_epoch", "head_warmup_epochs",
                "bn_records", "batch_size", "lr_grid", "weight_decay", "seed", "device", "train_folds", "val_folds",
-               "test_folds")
+               "test_folds", "precision")
 # The frozen init trains a linear head on z_ecg computed once, so a run takes seconds; at the encoder's learning rate
 # the head alone was still improving at max_epochs 10 in 21 of the first full-data grid's 27 frozen runs. It runs at
 # every lr of lr_grid times each of these factors.
 FROZEN_LR_FACTORS = (1, 10, 100)
+# the source files whose code decides a fine-tuning run's result: part of the resume key (fingerprint)
+CODE = tuple(Path(__file__).with_name(f"{m}.py") for m in ("finetune", "models", "outcomes", "precision", "training"))
 
 
 def config_from_params(p) -> dict:
@@ -74,7 +77,7 @@ def config_from_params(p) -> dict:
             "patience": f.patience, "min_steps_per_epoch": f.min_steps_per_epoch,
             "head_warmup_epochs": f.head_warmup_epochs, "bn_records": f.bn_records, "batch_size": f.batch_size,
             "lr_grid": list(f.lr_grid), "weight_decay": f.weight_decay, "seed": f.seed,
-            "device": p.train.device, "train_folds": p.split.label_folds,
+            "device": p.train.device, "precision": f.precision, "train_folds": p.split.label_folds,
             "val_folds": list(p.split.val_folds), "test_folds": list(p.split.test_folds)}
 
 
@@ -183,14 +186,14 @@ def read_rows(array, rows: np.ndarray) -> torch.Tensor:
 
 
 @torch.no_grad()
-def predict(net, inputs, rows: np.ndarray, batch_size: int, device) -> np.ndarray:
-    """Outputs of `net` (eval mode) for `rows` of `inputs`, in row order."""
+def predict(net, inputs, rows: np.ndarray, batch_size: int, device, precision: str = "fp32") -> np.ndarray:
+    """Outputs of `net` (eval mode) for `rows` of `inputs`, in row order, in `precision` (resolved: fp32 | bf16)."""
     net = unwrap(net)
     was = net.training
     net.eval()
     out = []
     for start in range(0, len(rows), batch_size):
-        with autocast(device):
+        with autocast(device, precision):
             out.append(net(read_rows(inputs, rows[start:start + batch_size]).to(device)).float().cpu())
     net.train(was)
     return torch.cat(out).numpy() if out else np.zeros((0, 0), dtype=np.float32)
@@ -310,7 +313,7 @@ def fit(net, inputs, target, train_rows, val_rows, kind: str, cfg: dict, lr: flo
         for positions in tqdm(batches, desc=f"  epoch {epoch}", leave=False, disable=rank != 0):
             rows = np.sort(train_rows[positions])
             x = read_rows(inputs, rows).to(device)
-            with autocast(device):
+            with autocast(device, cfg["precision"]):
                 if warmup:   # the head alone: the encoder's forward without gradient
                     with torch.no_grad():
                         z = model.base.encode_ecg(x)
@@ -330,7 +333,8 @@ def fit(net, inputs, target, train_rows, val_rows, kind: str, cfg: dict, lr: flo
             opt.step()
             total, n_seen = total + loss.item() * len(rows), n_seen + len(rows)
         recalibrate_bn(model, inputs, calibration, device)
-        val = score(kind, np.asarray(target)[val_rows], predict(model, inputs, val_rows, 256, device))
+        val = score(kind, np.asarray(target)[val_rows], predict(model, inputs, val_rows, 256, device,
+                                                                         cfg["precision"]))
         history.append({"epoch": epoch, "steps": len(batches), "head_only": warmup,
                         "train_loss": total / max(1, n_seen), "val": val, "seconds": time.perf_counter() - t0})
         is_best = best_record(history)["epoch"] == epoch
@@ -385,8 +389,11 @@ def make_net(init: str, pretrained: AlignmentModel, out_dim: int, seed: int) -> 
 
 def fingerprint(cfg: dict, pretrained: AlignmentModel, signals, tasks: dict, world: int) -> str:
     """Hash of what a resume state belongs to: config, world size, the pretrained weights, the signals' shape
-    plus 64 evenly spaced records, and every run's rows and targets."""
+    plus 64 evenly spaced records, every run's rows and targets, and the code that trains them (CODE: a state
+    saved by other code is not resumed)."""
     h = hashlib.sha256()
+    for path in CODE:
+        h.update(path.read_bytes())
     h.update(json.dumps(cfg, sort_keys=True).encode() + f"world={world};shape={tuple(signals.shape)}".encode())
     for k, v in sorted(unwrap(pretrained).state_dict().items()):
         h.update(k.encode() + v.detach().cpu().numpy().tobytes())
@@ -410,6 +417,7 @@ def run_experiment(signals, pretrained: AlignmentModel, tasks: dict, cfg: dict, 
     rank, world = distributed()
     log = log if rank == 0 else (lambda *a, **k: None)
     device = resolve_device(cfg["device"], int(os.environ.get("LOCAL_RANK", 0)))
+    cfg = {**cfg, "precision": resolve_precision(cfg["precision"], device)}
     pretrained = unwrap(pretrained).to(device).eval()
     key = fingerprint({**{k: cfg[k] for k in CONFIG_KEYS}, "inits": list(inits)}, pretrained, signals, tasks, world)
     path = Path(state_dir) / "last.pt"
@@ -434,7 +442,8 @@ def run_experiment(signals, pretrained: AlignmentModel, tasks: dict, cfg: dict, 
                             features = np.zeros((len(signals), pretrained.config["embed_dim"]), dtype=np.float32)
                             used = np.unique(np.concatenate([np.concatenate([u["train"], u["val"], u["test"]])
                                                              for u in tasks.values()]))
-                            features[used] = encode_all(pretrained, signals, rows=used, device=device)[0]
+                            features[used] = encode_all(pretrained, signals, rows=used, device=device,
+                                                                precision=cfg["precision"])[0]
                         inputs = features
                     saved = current["fit"] if current is not None and current["run"] == run else None
 
@@ -445,7 +454,8 @@ def run_experiment(signals, pretrained: AlignmentModel, tasks: dict, cfg: dict, 
                               save, None if hook is None else (lambda epoch, run=run: hook(run, epoch)), log,
                               t.get("pool"))
                     net.load_state_dict(out["best_state"])
-                    done[run] = {"test_out": torch.from_numpy(predict(net, inputs, t["test"], 256, device)),
+                    done[run] = {"test_out": torch.from_numpy(predict(net, inputs, t["test"], 256, device,
+                                                                      cfg["precision"])),
                                  **{k: out[k] for k in ("val", "best_epoch", "stopped_epoch", "history")}}
                     if rank == 0:
                         _save_state(path, {"key": key, "done": done, "current": None})

@@ -246,35 +246,31 @@ def stage_params(root: Path, stages: tuple[str, ...] = ()) -> list[str]:
     return sorted({str(k) for s in _stages(root, stages) for k in s.get("params", [])})
 
 
-def params_at(root: Path, rev: str, keys: list[str]) -> dict:
-    """The values of `keys` (dotted) in params.yaml at commit `rev` (None where absent)."""
-    shown = run(["git", "show", f"{rev}:params.yaml"], root, check=False)
-    data = (yaml.safe_load(shown.stdout) or {}) if shown.returncode == 0 else {}
-    values = {}
-    for k in keys:
-        v = data
-        for part in k.split("."):
-            v = v.get(part) if isinstance(v, dict) else None
-        values[k] = v
-    return values
+def head_params(root: Path, stages: tuple[str, ...] = ()) -> dict:
+    """HEAD's committed values of the params.yaml keys that dvc.yaml declares for `stages`, as dotted leaves
+    ({"train.seed": 0, ...}): what an experiment of those stages must have run with, besides its overrides."""
+    shown = run(["git", "show", "HEAD:params.yaml"], root, check=False)
+    flat = flatten((yaml.safe_load(shown.stdout) or {}) if shown.returncode == 0 else {})
+    keys = stage_params(root, stages)
+    return {k: v for k, v in flat.items() if any(k == s or k.startswith(s + ".") for s in keys)}
 
 
-def same_code(root: Path, baseline: str, paths: list[str], params: dict) -> bool:
-    """Whether `baseline` has HEAD's files `paths` (params.yaml aside) and the values `params` (HEAD's, by key)."""
+def same_code(root: Path, baseline: str, paths: list[str]) -> bool:
+    """Whether `baseline` has HEAD's files `paths` (params.yaml aside: params are compared per experiment)."""
     files = [p for p in paths if p != "params.yaml"]
-    return (run(["git", "diff", "--quiet", baseline, "HEAD", "--", *files], root, check=False).returncode == 0
-            and params_at(root, baseline, list(params)) == params)
+    return run(["git", "diff", "--quiet", baseline, "HEAD", "--", *files], root, check=False).returncode == 0
 
 
 def current_code(grid: Grid, root: Path):
-    """is_current(baseline): whether a baseline commit has HEAD's code and params for the stages the grid runs,
-    checked once per baseline (many experiments share one) against HEAD's params read once."""
+    """is_current(baseline): whether a baseline commit has HEAD's code for the stages the grid runs, checked once per
+    baseline (many experiments share one). Params are not the baseline's business: `plan` compares each
+    experiment's own params with HEAD's (head_params) and its overrides, so a new default that an experiment
+    overrode anyway (or that its stages do not read) leaves it current."""
     paths, known = pipeline_paths(root, grid.stages), {}
-    params = params_at(root, "HEAD", stage_params(root, grid.stages))
 
     def is_current(baseline: str) -> bool:
         if baseline not in known:
-            known[baseline] = same_code(root, baseline, paths, params)
+            known[baseline] = same_code(root, baseline, paths)
         return known[baseline]
     return is_current
 
@@ -315,17 +311,19 @@ def params_match(data: dict, overrides: dict) -> bool:
 
 
 def plan(grid: Grid, found: dict[str, list[dict]], is_current, only: str | None = None,
-         shard: tuple[int, int] | None = None) -> Plan:
+         shard: tuple[int, int] | None = None, head: dict | None = None) -> Plan:
     """Sort every experiment of the grid into done / pending / failed / stale / missing. `is_current(baseline)`
-    says whether a baseline commit has HEAD's pipeline code; `only` (a glob on the name) and `shard` (i, k: every
-    k-th experiment from the i-th) select part of the grid."""
+    says whether a baseline commit has HEAD's pipeline code; `head` (head_params) the params every experiment must
+    have run with, its overrides aside (None: the overrides alone are checked); `only` (a glob on the name) and
+    `shard` (i, k: every k-th experiment from the i-th) select part of the grid. An experiment is done when it
+    finished on current code with exactly these params: a change re-runs exactly the experiments it stales."""
     p = Plan({}, [], [], [])
     for i, (name, _, _, overrides) in enumerate(grid.experiments()):
         if (only and not fnmatch.fnmatch(name, only)) or (shard and i % shard[1] != shard[0]):
             continue
         entries = found.get(name, [])
         finished = [e for e in entries if e["state"] == "success" and is_current(e["baseline"])]
-        done = [e for e in finished if params_match(e["data"], overrides)]
+        done = [e for e in finished if params_match(e["data"], {**(head or {}), **overrides})]
         if done:  # the newest, if the same name finished on several baselines with the same code
             p.done[name] = max(done, key=lambda e: str(e["data"].get("timestamp") or ""))
         elif any(e["state"] in ("queued", "running") for e in entries):
@@ -385,7 +383,7 @@ def run_grid(grid: Grid, root: Path, jobs: int = 1, only: str | None = None, sha
         raise GridError("uncommitted changes to the pipeline code or params.yaml:\n" + dirty +
                         "\ncommit or stash them first: queued experiments would run them while their baseline "
                         "commit says otherwise")
-    p = plan(grid, existing(exp_show(root)), current_code(grid, root), only, shard)
+    p = plan(grid, existing(exp_show(root)), current_code(grid, root), only, shard, head_params(root, grid.stages))
     log(f"grid: {len(p.done)} done, {len(p.pending)} already queued, {len(p.missing)} to queue"
         + (f" ({len(p.failed)} failed before: queued again)" if p.failed else "")
         + (f" ({len(p.stale)} finished with other params: run again)" if p.stale else ""))
@@ -437,12 +435,12 @@ def flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
-def snapshot(grid: Grid, found: dict[str, list[dict]], is_current) -> dict:
+def snapshot(grid: Grid, found: dict[str, list[dict]], is_current, head: dict | None = None) -> dict:
     """The flat results of every finished experiment of the grid: {"experiments": [{name, config, seed, rev,
     baseline, params, metrics: {file: {key: value}}}]}, in grid order (deterministic: a re-collect of the same
     experiments gives the same file)."""
     rows = []
-    done = plan(grid, found, is_current).done
+    done = plan(grid, found, is_current, head=head).done
     for name, config, seed, _ in grid.experiments():
         if name not in done:
             continue
@@ -455,7 +453,7 @@ def snapshot(grid: Grid, found: dict[str, list[dict]], is_current) -> dict:
 
 
 def collect(grid: Grid, root: Path) -> dict:
-    return snapshot(grid, existing(exp_show(root)), current_code(grid, root))
+    return snapshot(grid, existing(exp_show(root)), current_code(grid, root), head_params(root, grid.stages))
 
 
 # ------------------------------------------------------------------------------------------------------ statistics
@@ -633,6 +631,10 @@ def render(grid: Grid, results: dict) -> str:
              "cells are mean ± sd over seeds."]
     if results.get("note"):
         lines.append(f"Setting: {results['note']}")
+    commits = sorted({e["baseline"][:7] for e in results["experiments"] if e.get("baseline")})
+    if commits:
+        lines.append(f"Computed at commit{'s' if len(commits) > 1 else ''} {', '.join(commits)} (each experiment's "
+                     f"baseline; `make grid` re-runs an experiment once its stages' code or params change).")
     lines += ["", "| configuration | data | seeds | " + " | ".join(m["label"] for m in grid.metrics) + " |",
              "|---|---|---|" + "---|" * len(grid.metrics)]
     for c in configs:
@@ -707,7 +709,8 @@ def render_tasks(results: dict, config: str) -> list[str]:
             "|---|" + "---|" * len(TASK_COLUMNS), *rows]
 
 
-STAGES = ("download", "reports", "text_embeddings", "signals", "train", "ecg_embeddings", "evaluate", "finetune")
+STAGES = ("download", "reports", "text_embeddings", "signals", "train", "ecg_embeddings", "baseline", "evaluate",
+          "finetune")
 
 
 def render_costs(results: dict, config: str, stages=STAGES) -> list[str]:

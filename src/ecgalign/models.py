@@ -280,10 +280,13 @@ def load_model(path, map_location="cpu", encoder: str | None = None) -> Alignmen
     return model.eval()
 
 
-def encode_all(model: AlignmentModel, signals, batch_size: int = 256, device="cpu", rows=None):
+def encode_all(model: AlignmentModel, signals, batch_size: int = 256, device="cpu", rows=None,
+               precision: str = "fp32"):
     """(z_ecg, e_ecg) float32 arrays for `rows` (default: all) of `signals` [N, 12, T] raw mV (a memmap is fine),
-    without gradients, in batches."""
+    without gradients, in batches, in `precision` ('fp32' | 'bf16': ecgalign.precision)."""
     from tqdm import tqdm
+
+    from .precision import autocast
 
     model = unwrap(model).to(device).eval()
     rows = np.arange(len(signals)) if rows is None else np.asarray(rows)
@@ -292,7 +295,9 @@ def encode_all(model: AlignmentModel, signals, batch_size: int = 256, device="cp
     with torch.no_grad():
         for start in tqdm(range(0, len(rows), batch_size), desc="encode ECGs", unit="batch"):
             x = torch.from_numpy(np.ascontiguousarray(signals[rows[start:start + batch_size]], dtype=np.float32))
-            z = model.encode_ecg(x.to(device))
+            with autocast(torch.device(device), precision):
+                z = model.encode_ecg(x.to(device))
+                e = model.project_ecg(z)
             z_out[start:start + len(x)] = z.float().cpu().numpy()
-            e_out[start:start + len(x)] = model.project_ecg(z).float().cpu().numpy()
+            e_out[start:start + len(x)] = e.float().cpu().numpy()
     return z_out, e_out

@@ -24,15 +24,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .errors import ProjectError
+from .errors import OutcomeError  # noqa: F401 (re-exported: raised here)
 
 SURVIVAL, BINARY = ("time", "event"), ("label",)
-
-
-class OutcomeError(ProjectError, ValueError):
-    """An outcome CSV (or row of it) that cannot be used; the message names the file, line and ecg_id: the finetune
-    stage ends with one `error: ...` line."""
-    hint = "fix the outcome CSV (finetune.outcomes), or set finetune.on_error=skip to drop such rows"
 
 
 @dataclass

@@ -39,6 +39,7 @@ LOSSES = ("cosine", "infonce", "cosine+infonce", "supervised")  # train.loss: co
 FOLDS = tuple(range(1, 11))
 Fold = Literal[FOLDS]
 Device = Literal["auto", "cpu", "cuda"]
+PRECISIONS = ("auto", "fp32", "bf16")             # train.precision, finetune.precision: ecgalign.precision
 
 
 def between(low: float | None, high: float | None):
@@ -143,6 +144,7 @@ class Train:
     device: Device
     num_workers: int = between(0, 64)
     threads: int = between(0, 1024)
+    precision: Literal[PRECISIONS]
 
 
 @dataclass(frozen=True)
@@ -181,6 +183,7 @@ class Finetune:
     seed: int = between(0, None)
     outcomes: str
     on_error: Literal["raise", "skip"]
+    precision: Literal[PRECISIONS]
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,7 @@ import torch.distributed as dist
 from . import artifacts as art
 from . import augment as augmentations
 from .losses import SUPERVISED, alignment_monitor, alignment_objective
+from .precision import as_float, autocast, record as precision_record, resolve as resolve_precision
 from .models import MAX_LOGIT_SCALE, build_model, save_checkpoint, sync_batchnorm, unwrap
 
 # the keys train() reads; config_from_params builds them from params.yaml
@@ -62,7 +63,7 @@ CONFIG_KEYS = ("encoder", "embed_dim", "loss", "temperature", "learn_temperature
                "batch_size", "lr", "weight_decay", "warmup_epochs", "seed", "device", "num_workers", "threads",
                "train_folds", "val_folds")
 # keys added after the first release: a config without them keeps its old meaning (no early stop, no augmentation)
-OPTIONAL_KEYS = {"patience": 0, "augment": {}}
+OPTIONAL_KEYS = {"patience": 0, "augment": {}, "precision": "fp32"}
 CUBLAS_WORKSPACE = ":4096:8"   # what cuBLAS needs to be deterministic (CUBLAS_WORKSPACE_CONFIG)
 
 
@@ -80,7 +81,7 @@ def as_config(cfg) -> dict:
     if missing:
         raise KeyError(f"training config lacks {missing}")
     return {**{k: cfg[k] for k in CONFIG_KEYS}, "patience": int(cfg["patience"]),
-            "augment": augmentations.check(cfg["augment"])}
+            "augment": augmentations.check(cfg["augment"]), "precision": cfg["precision"]}
 
 
 def split_rows(folds, train_folds, val_folds) -> tuple[np.ndarray, np.ndarray]:
@@ -220,9 +221,10 @@ def distributed() -> tuple[int, int]:
 
 
 @torch.no_grad()
-def evaluate(model, signals, text_emb, ids, rows, kind: str, batch_size: int, device) -> tuple[float, float]:
-    """(objective, alignment loss 1 - cos) on `rows`, in consecutive batches, eval mode, on this process only;
-    averages weighted by batch size."""
+def evaluate(model, signals, text_emb, ids, rows, kind: str, batch_size: int, device,
+             precision: str = "fp32") -> tuple[float, float]:
+    """(objective, alignment loss 1 - cos) on `rows`, in consecutive batches, eval mode, on this process only, in
+    `precision` ('fp32' | 'bf16'); averages weighted by batch size."""
     model = unwrap(model)
     was_training = model.training
     model.eval()
@@ -230,17 +232,12 @@ def evaluate(model, signals, text_emb, ids, rows, kind: str, batch_size: int, de
     obj = align = 0.0
     for start in range(0, len(rows), batch_size):
         x, t, i = (a.to(device) for a in data[np.arange(start, min(start + batch_size, len(rows)))])
-        with autocast(device):
-            e_ecg, e_text = model(x, t)
+        with autocast(device, precision):
+            e_ecg, e_text = as_float(*model(x, t))
         obj += float(alignment_objective(kind, e_ecg, e_text, model.scale(), i, gather=False)) * len(x)
         align += alignment_monitor(kind, e_ecg, e_text) * len(x)
     model.train(was_training)
     return obj / len(rows), align / len(rows)
-
-
-def autocast(device: torch.device):
-    """bf16 autocast on CUDA, nothing on CPU."""
-    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
 
 
 def load_resume(path: Path, key: str, log, progress=lambda state: f"{state['epoch']} epoch(s) done") -> dict | None:
@@ -292,10 +289,11 @@ class Run:
     key: str
     last_path: Path
     log: object
+    precision: str                # resolved: 'fp32' | 'bf16' (train.precision, ecgalign.precision)
 
     def validate(self) -> tuple[float, float]:
         return evaluate(self.model, self.signals, self.text_emb, self.ids, self.val_rows, self.cfg["loss"],
-                        self.cfg["batch_size"], self.device)
+                        self.cfg["batch_size"], self.device, self.precision)
 
 
 def setup(signals, text_emb, folds, cfg, ids=None, state_dir=art.TRAIN_STATE, lead_mean=None, lead_std=None,
@@ -340,9 +338,11 @@ def setup(signals, text_emb, folds, cfg, ids=None, state_dir=art.TRAIN_STATE, le
     steps = len(loader)
     total, warmup = cfg["epochs"] * steps, round(cfg["warmup_epochs"] * steps)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, warmup, total))
-    key = fingerprint({**cfg, "device": device.type}, signals, text_emb, folds, lead_mean, lead_std, world, ids)
+    precision = resolve_precision(cfg["precision"], device)
+    key = fingerprint({**cfg, "device": device.type, "precision": precision}, signals, text_emb, folds, lead_mean,
+                      lead_std, world, ids)
     return Run(cfg, rank, world, device, signals, text_emb, ids, train_rows, val_rows, model, net, opt, sched,
-               sampler, loader, key, Path(state_dir) / "last.pt", log)
+               sampler, loader, key, Path(state_dir) / "last.pt", log, precision)
 
 
 def start(run: Run, live=None) -> tuple[list[dict], dict | None]:
@@ -360,7 +360,7 @@ def start(run: Run, live=None) -> tuple[list[dict], dict | None]:
         obj0, align0 = run.validate()
         history = [{"epoch": 0, "val/objective": obj0, "val/alignment_loss": align0, "seconds": 0.0}]
         best_state = None
-        run.log(f"before training: val objective {obj0:.4f}, val alignment loss (1 - cos) {align0:.4f}")
+        run.log(f"before training: {epoch_line(history[0], run.cfg['loss'])}")
     for record in history:
         log_live(live, record["epoch"], record)
     return history, best_state
@@ -382,8 +382,8 @@ def train_epoch(run: Run, epoch: int) -> dict:
         x, t, i = x.to(device, non_blocking=True), t.to(device), i.to(device)
         if gen is not None:
             x = augmentations.augment(x, augment, gen, fill=model.lead_mean)
-        with autocast(device):
-            e_ecg, e_text = run.net(x, t)
+        with autocast(device, run.precision):
+            e_ecg, e_text = as_float(*run.net(x, t))
         objective = alignment_objective(cfg["loss"], e_ecg, e_text, model.scale(), i)
         if not torch.isfinite(objective):
             raise FloatingPointError(f"epoch {epoch}, step {step}: the {cfg['loss']} objective is "
@@ -405,6 +405,19 @@ def train_epoch(run: Run, epoch: int) -> dict:
             "train/alignment_loss": float(sums[1] / sums[2]), "val/objective": val_obj,
             "val/alignment_loss": val_align, "train/temperature": 1.0 / model.scale().item(),
             "seconds": time.perf_counter() - t0}
+
+
+def epoch_line(record: dict, loss: str) -> str:
+    """An epoch's figures as printed: the objective, and for an aligned model the alignment loss (1 - cos) and the
+    temperature; the supervised control has neither (no shared space), so it prints its BCE alone."""
+    parts = [f"{split} objective {record[f'{split}/objective']:.4f}" for split in ("train", "val")
+             if f"{split}/objective" in record]
+    if loss != SUPERVISED:
+        parts += [f"{split} 1-cos {record[f'{split}/alignment_loss']:.4f}" for split in ("train", "val")
+                  if f"{split}/alignment_loss" in record]
+        if "train/temperature" in record:
+            parts.append(f"temperature {record['train/temperature']:.4f}")
+    return ", ".join(parts)
 
 
 def best_record(history: list[dict]) -> dict:
@@ -455,8 +468,9 @@ def finish(run: Run, history: list[dict], best_state: dict, out_dir, stopped: bo
         run.model.load_state_dict(best_state)
         save_checkpoint(Path(out_dir) / art.MODEL.name, run.model, epoch=best["epoch"], key=run.key, metrics=results,
                         objective=run.cfg["loss"])
-    metrics = {"objective": run.cfg["loss"], **results,
-               "train_seconds": round(sum(r["seconds"] for r in history), 3)}
+    seconds = sum(r["seconds"] for r in history)
+    metrics = {"objective": run.cfg["loss"], **results, **precision_record(run.cfg["precision"], run.device),
+               "train_seconds": round(seconds, 3), "epoch_seconds": round(seconds / max(1, len(history) - 1), 3)}
     if run.world > 1:
         dist.barrier()
     return metrics
@@ -481,10 +495,8 @@ def train(signals, text_emb, folds, cfg, out_dir=art.MODEL_DIR, state_dir=art.TR
             best_state = {k: v.detach().cpu().clone() for k, v in run.model.state_dict().items()}
         if run.rank == 0:
             save_resume(run.last_path, run.model, run.opt, run.sched, epoch, run.key, history, best_state)
-        run.log(f"epoch {epoch}/{run.cfg['epochs']}: train objective {record['train/objective']:.4f}, train 1-cos "
-                f"{record['train/alignment_loss']:.4f}, val objective {record['val/objective']:.4f}, val 1-cos "
-                f"{record['val/alignment_loss']:.4f}, temperature {record['train/temperature']:.4f} "
-                f"({record['seconds']:.1f} s)" + ("  *best*" if best_epoch == epoch else ""))
+        run.log(f"epoch {epoch}/{run.cfg['epochs']}: {epoch_line(record, run.cfg['loss'])} ({record['seconds']:.1f} s)"
+                + ("  *best*" if best_epoch == epoch else ""))
         log_live(live, epoch, record)
         stopped = agree(run, stop_reason(history, run.cfg["patience"]))
     if stopped:
