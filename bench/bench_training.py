@@ -10,6 +10,9 @@ Prints, per encoder (cnn1d, xresnet1d):
   SIMD fp32 lanes x FMA units per core x 2 (an FMA is 2 FLOPs). The clock is read from /proc/cpuinfo, the SIMD width
   from the CPU flags (avx512f: 16 lanes, avx2: 8); the FMA units per core are assumed (--fma-units, default 2, as on
   current x86 server cores). A large fp32 matrix product on the same threads is printed for reference;
+- the same step in bf16 autocast (train.precision: bf16), its speed-up over fp32 and its share of the fp32 peak and
+  of the bf16 unit's peak, detected from the CPU flags (amx_bf16: 1,024 FLOPs a cycle a core; avx512_bf16: twice the
+  fp32 SIMD rate), and which precision train.precision: auto picks here;
 - the cost of the augmentations (all five on, and all but the crop, which shortens the batch) against none;
 - on a GPU, when present, the same step time and GFLOP/s.
 --variants also times what the ecosystem offers for CPU training against the eager baseline, on identical copies of
@@ -42,6 +45,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from ecgalign.augment import augment, generator
 from ecgalign.losses import alignment_objective
 from ecgalign.models import XRESNET_DEFAULT, build_model
+from ecgalign.precision import autocast, cpu_bf16, resolve
 from ecgalign.training import Batches, text_ids
 
 EPOCH_RECORDS = 17_000
@@ -49,19 +53,40 @@ ALL_ON = {"crop": 0.2, "scale": 0.2, "noise": 0.05, "wander": 0.1, "lead_dropout
 NO_CROP = {**ALL_ON, "crop": 0.0}
 
 
-def cpu_peak(threads: int, fma_units: int) -> tuple[float, str]:
-    """(peak fp32 GFLOP/s of `threads` cores, how it was found)."""
+def cpu_info() -> tuple[float, set, str, bool]:
+    """(clock in GHz, CPU flags, model name, whether the clock was read) from /proc/cpuinfo."""
     text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
     mhz = [float(m) for m in re.findall(r"^cpu MHz\s*:\s*([\d.]+)", text, re.M)]
     flags = set(re.search(r"^flags\s*:(.*)$", text, re.M).group(1).split()) if "flags" in text else set()
     model = re.search(r"^model name\s*:\s*(.*)$", text, re.M)
-    ghz = max(mhz) / 1000 if mhz else 2.5
+    return (max(mhz) / 1000 if mhz else 2.5), flags, (model.group(1) if model else "unknown CPU"), bool(mhz)
+
+
+def cpu_peak(threads: int, fma_units: int) -> tuple[float, str]:
+    """(peak fp32 GFLOP/s of `threads` cores, how it was found)."""
+    ghz, flags, model, read = cpu_info()
     lanes, simd = (16, "AVX-512") if "avx512f" in flags else (8, "AVX2") if "avx2" in flags else (4, "SSE")
     peak = threads * ghz * lanes * fma_units * 2
-    how = (f"{model.group(1) if model else 'unknown CPU'}: {threads} threads x {ghz:.2f} GHz"
-           f"{'' if mhz else ' (assumed: no cpu MHz in /proc/cpuinfo)'} x {lanes} fp32 lanes ({simd}) x {fma_units} "
+    how = (f"{model}: {threads} threads x {ghz:.2f} GHz"
+           f"{'' if read else ' (assumed: no cpu MHz in /proc/cpuinfo)'} x {lanes} fp32 lanes ({simd}) x {fma_units} "
            f"FMA units (assumed) x 2 = {peak:.0f} GFLOP/s")
     return peak, how
+
+
+def bf16_peak(threads: int, fma_units: int) -> tuple[float | None, str]:
+    """(peak bf16 GFLOP/s of `threads` cores on the CPU's bf16 unit, how it was found), from the CPU flags:
+    AMX (amx_bf16): 1,024 FLOPs a cycle a core (one 16x32 by 32x16 bf16 tile product, TDPBF16PS, every 16 cycles);
+    AVX-512-BF16 (avx512_bf16): VDPBF16PS, 16 fp32 lanes x 2 bf16 products each, per FMA unit: 64 x fma_units FLOPs;
+    neither: None (bf16 is emulated; autocast then converts for fp32 kernels)."""
+    ghz, flags, model, _ = cpu_info()
+    if "amx_bf16" in flags:
+        per_cycle, unit = 1024, "AMX tiles (1,024 FLOPs a cycle a core)"
+    elif "avx512_bf16" in flags:
+        per_cycle, unit = 16 * 2 * 2 * fma_units, f"AVX-512-BF16 (16 lanes x 2 bf16 products x 2 x {fma_units} FMA units)"
+    else:
+        return None, f"{model}: no native bf16 unit (no amx_bf16 or avx512_bf16 flag)"
+    peak = threads * ghz * per_cycle
+    return peak, f"{model}: {threads} threads x {ghz:.2f} GHz x {unit} = {peak:.0f} GFLOP/s"
 
 
 def matmul_gflops(device="cpu", n=2048, reps=10) -> float:
@@ -160,6 +185,8 @@ def main():
         return layout(args)
     peak, how = cpu_peak(args.threads, args.fma_units)
     print(f"CPU peak: {how}")
+    print(f"CPU bf16 peak: {bf16_peak(args.threads, args.fma_units)[1]} (train.precision auto: "
+          f"{resolve('auto', torch.device('cpu'))}, the unit torch reports: {cpu_bf16() or 'none'})")
     print(f"CPU fp32 2048x2048 matmul (MKL sgemm) on {args.threads} threads: {matmul_gflops():.0f} GFLOP/s, for reference")
     g = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
@@ -187,6 +214,7 @@ def bench_encoder(encoder, data, batches, args, peak):
     torch.manual_seed(0)
     model = build_model(encoder, 256, 384, 128)
     steppers = {k: Stepper(copy.deepcopy(model)) for k in ("memmap", "preloaded", "augment", "augment_nocrop")}
+    steppers["bf16"] = Stepper(copy.deepcopy(model), context=lambda: autocast(torch.device("cpu"), "bf16"))
     preloaded = {id(b): data[b] for b in batches}
     gen = generator(0, 1)
 
@@ -196,7 +224,8 @@ def bench_encoder(encoder, data, batches, args, peak):
 
     times = interleaved({"memmap": lambda b: steppers["memmap"].step(*data[b]),
                          "preloaded": lambda b: steppers["preloaded"].step(*preloaded[id(b)]),
-                         "augment": aug(ALL_ON), "augment_nocrop": aug(NO_CROP)}, batches)
+                         "augment": aug(ALL_ON), "augment_nocrop": aug(NO_CROP),
+                         "bf16": lambda b: steppers["bf16"].step(*preloaded[id(b)])}, batches)
     best = min(times["preloaded"])
     alone = []
     for b in batches:   # the augmentations by themselves, against the step they are part of
@@ -209,6 +238,13 @@ def bench_encoder(encoder, data, batches, args, peak):
           f"{flops / 2 / 1e9:.2f} G multiply-adds ({flops / 1e9:.1f} GFLOP)")
     print(f"  step over {args.steps} steps: memmap {summary(times['memmap'])}; pre-loaded {summary(times['preloaded'])}"
           f" -> {flops / best / 1e9:.1f} GFLOP/s = {100 * flops / best / 1e9 / peak:.1f} % of the CPU peak")
+    bf16 = min(times["bf16"])
+    peak16, _ = bf16_peak(args.threads, args.fma_units)
+    print(f"  bf16 autocast (train.precision: bf16), pre-loaded: {summary(times['bf16'])} -> {best / bf16:.2f}x the fp32"
+          f" step, {flops / bf16 / 1e9:.1f} GFLOP/s = {100 * flops / bf16 / 1e9 / peak:.1f} % of the fp32 peak"
+          + (f", {100 * flops / bf16 / 1e9 / peak16:.1f} % of the bf16 unit's" if peak16 else ", no native bf16 unit")
+          + f"; loss after {len(steppers['bf16'].losses)} steps {steppers['bf16'].losses[-1]:.4f} vs fp32 "
+          f"{steppers['preloaded'].losses[-1]:.4f}")
     print(f"  augmentations all on: {summary(times['augment'])} ({100 * (min(times['augment']) / best - 1):+.1f} % "
           f"vs none; the crop shortens the batch by 20 %); all but the crop: {summary(times['augment_nocrop'])} "
           f"({100 * (min(times['augment_nocrop']) / best - 1):+.1f} %); the ops by themselves (all but the crop): "
