@@ -11,8 +11,8 @@ Prints, per encoder (cnn1d, xresnet1d):
   from the CPU flags (avx512f: 16 lanes, avx2: 8); the FMA units per core are assumed (--fma-units, default 2, as on
   current x86 server cores). A large fp32 matrix product on the same threads is printed for reference;
 - the same step in bf16 autocast (train.precision: bf16), its speed-up over fp32 and its share of the fp32 peak and
-  of the bf16 unit's peak, detected from the CPU flags (amx_bf16: 1,024 FLOPs a cycle a core; avx512_bf16: twice the
-  fp32 SIMD rate), and which precision train.precision: auto picks here;
+  of the bf16 unit's peak (AMX: 1,024 FLOPs a cycle a core; AVX-512-BF16: twice the
+  fp32 SIMD rate; the unit is the one train.precision: auto detects), and which precision auto picks here;
 - the cost of the augmentations (all five on, and all but the crop, which shortens the batch) against none;
 - on a GPU, when present, the same step time and GFLOP/s.
 --variants also times what the ecosystem offers for CPU training against the eager baseline, on identical copies of
@@ -74,17 +74,19 @@ def cpu_peak(threads: int, fma_units: int) -> tuple[float, str]:
 
 
 def bf16_peak(threads: int, fma_units: int) -> tuple[float | None, str]:
-    """(peak bf16 GFLOP/s of `threads` cores on the CPU's bf16 unit, how it was found), from the CPU flags:
+    """(peak bf16 GFLOP/s of `threads` cores on the CPU's bf16 unit, how it was found), for the unit that
+    train.precision: auto detects (ecgalign.precision.cpu_bf16):
     AMX (amx_bf16): 1,024 FLOPs a cycle a core (one 16x32 by 32x16 bf16 tile product, TDPBF16PS, every 16 cycles);
     AVX-512-BF16 (avx512_bf16): VDPBF16PS, 16 fp32 lanes x 2 bf16 products each, per FMA unit: 64 x fma_units FLOPs;
     neither: None (bf16 is emulated; autocast then converts for fp32 kernels)."""
-    ghz, flags, model, _ = cpu_info()
-    if "amx_bf16" in flags:
+    ghz, _, model, _ = cpu_info()
+    native = cpu_bf16()
+    if native == "amx_bf16":
         per_cycle, unit = 1024, "AMX tiles (1,024 FLOPs a cycle a core)"
-    elif "avx512_bf16" in flags:
+    elif native == "avx512_bf16":
         per_cycle, unit = 16 * 2 * 2 * fma_units, f"AVX-512-BF16 (16 lanes x 2 bf16 products x 2 x {fma_units} FMA units)"
     else:
-        return None, f"{model}: no native bf16 unit (no amx_bf16 or avx512_bf16 flag)"
+        return None, f"{model}: no native bf16 unit (neither AMX nor AVX-512-BF16)"
     peak = threads * ghz * per_cycle
     return peak, f"{model}: {threads} threads x {ghz:.2f} GHz x {unit} = {peak:.0f} GFLOP/s"
 
@@ -186,7 +188,7 @@ def main():
     peak, how = cpu_peak(args.threads, args.fma_units)
     print(f"CPU peak: {how}")
     print(f"CPU bf16 peak: {bf16_peak(args.threads, args.fma_units)[1]} (train.precision auto: "
-          f"{resolve('auto', torch.device('cpu'))}, the unit torch reports: {cpu_bf16() or 'none'})")
+          f"{resolve('auto', torch.device('cpu'))})")
     print(f"CPU fp32 2048x2048 matmul (MKL sgemm) on {args.threads} threads: {matmul_gflops():.0f} GFLOP/s, for reference")
     g = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
