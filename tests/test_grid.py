@@ -406,3 +406,11 @@ def test_the_code_check_runs_one_git_diff_per_baseline(grid, monkeypatch):
     is_current = g.current_code(grid, REPO)
     assert [is_current(b) for b in ("head", "old", "head", "head", "old")] == [True, False, True, True, False]
     assert calls == ["head", "old"]
+
+
+def test_experiments_are_queued_seed_by_seed(grid):
+    """A grid stopped part-way must leave paired seeds: every configuration's seed 0 before any seed 1."""
+    missing = g.plan(grid, {}, lambda b: True).missing
+    assert [n for n, _ in g.queue_order(grid, missing)] == ["a-s0", "b-s0", "c-s0", "a-s1", "b-s1", "c-s1",
+                                                            "a-s2", "b-s2", "c-s2"]
+    assert dict(g.queue_order(grid, missing)) == dict(missing)

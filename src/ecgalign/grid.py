@@ -337,6 +337,13 @@ def plan(grid: Grid, found: dict[str, list[dict]], is_current, only: str | None 
     return p
 
 
+def queue_order(grid: Grid, missing: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
+    """`missing` seed by seed (every configuration's seed 0, then seed 1, ...): a grid stopped part-way leaves
+    complete pairs of configurations for the paired claims, not all seeds of one and none of the other."""
+    rank = {name: (seed, i) for i, (name, _, seed, _) in enumerate(grid.experiments())}
+    return sorted(missing, key=lambda item: rank[item[0]])
+
+
 def set_args(overrides: dict) -> list[str]:
     """`-S key=value` arguments; values are written as YAML (lists, booleans) so params.yaml keeps their types."""
     args = []
@@ -396,7 +403,7 @@ def run_grid(grid: Grid, root: Path, jobs: int = 1, only: str | None = None, sha
         raise GridError("the dataset of these experiments is missing, nothing was queued:\n" + "\n".join(absent) +
                         "\nrestore it (e.g. .venv/bin/python ../shared/ptbxl-full/restore.py /tmp/ptb-xl), or set "
                         "PTBXL=/path/to/ptb-xl, or run part of the grid with --only")
-    for name, overrides in p.missing:
+    for name, overrides in queue_order(grid, p.missing):
         force = ["-f"] if name in p.stale else []
         run(["dvc", "exp", "run", "--queue", *force, "-n", name, *set_args(overrides), *grid.targets], root)
         log(f"queued {name}")
