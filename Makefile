@@ -47,7 +47,9 @@ results: $(STAMP)  ## the generated results blocks (README.md, docs/experiments.
 real: $(STAMP)  ## the whole pipeline on your own PTB-XL copy: make real PTBXL=/path/to/ptb-xl (an experiment, params.yaml unchanged)
 	@test -n "$(PTBXL)" || { echo "error: set PTBXL=/path/to/ptb-xl (the folder holding ptbxl_database.csv and records100/)"; exit 2; }
 	@test -f "$(PTBXL)/ptbxl_database.csv" || { echo "error: $(PTBXL) holds no ptbxl_database.csv: point PTBXL at a PTB-XL folder"; exit 2; }
-	PATH="$(BIN):$$PATH" HF_HUB_OFFLINE=1 dvc exp run -S data.source=local -S data.path=$(abspath $(PTBXL))
+	PATH="$(BIN):$$PATH" HF_HUB_OFFLINE=1 dvc exp run --temp -S data.source=local -S data.path=$(abspath $(PTBXL))
+	@echo "the experiment ran in a temporary copy: params.yaml and metrics/ are untouched; compare with"
+	@echo "  .venv/bin/dvc exp show   and apply it with   .venv/bin/dvc exp apply <name>"
 
 clean:
 	rm -rf $(VENV)

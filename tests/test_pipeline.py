@@ -7,7 +7,8 @@ import pytest
 
 from conftest import make_repo, run
 
-STAGES = ("download", "reports", "text_embeddings", "signals", "train", "finetune", "ecg_embeddings", "evaluate")
+STAGES = ("download", "reports", "text_embeddings", "signals", "train", "finetune", "ecg_embeddings", "baseline",
+          "evaluate")
 
 
 @pytest.fixture(scope="module")
@@ -59,3 +60,32 @@ def test_experiment_with_another_loss_shows_in_metrics_diff(repo):
     assert "cosine" in shown
     diff = run(["dvc", "metrics", "diff", "--json"], root, env)
     assert "metrics/eval.json" in diff
+
+
+def test_make_real_on_a_folder_without_records_leaves_the_workspace_alone(tmp_path, tiny_text_model):
+    """`make real` runs as a temporary DVC experiment: a failed run changes no tracked file (params.yaml, metrics)."""
+    import hashlib
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    from conftest import REPO
+    root = tmp_path / "repo"
+    root.mkdir()
+    env = make_repo(root, tiny_text_model, epochs=1)
+    for name in ("Makefile", "requirements.txt", "pyproject.toml"):
+        shutil.copy(REPO / name, root / name)
+    run(["git", "add", "-A"], root, env)
+    run(["git", "commit", "-qm", "make"], root, env)
+    (root / ".venv").symlink_to(Path(sys.executable).parents[1])   # the installed venv: make skips the install
+    stamp = hashlib.sha256((root / "requirements.txt").read_bytes()).hexdigest()[:12]
+    (root / ".venv" / f".installed-{stamp}").touch()
+    folder = tmp_path / "ptbxl"
+    folder.mkdir()
+    (folder / "ptbxl_database.csv").write_text("ecg_id,patient_id,scp_codes,strat_fold,filename_lr,filename_hr\n"
+                                               "1,1,\"{'NORM': 100.0}\",1,records100/00000/00001_lr,x\n")
+    (folder / "scp_statements.csv").write_text("code,description\nNORM,normal ECG\n")
+    out = subprocess.run(["make", "real", f"PTBXL={folder}"], cwd=root, env=env, capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode != 0 and "error:" in out.stdout + out.stderr
+    assert run(["git", "status", "--porcelain"], root, env).strip() == ""
