@@ -5,8 +5,8 @@ plus cheap validation-fold figures (val_*) for design choices. The tasks' probes
 
     python src/evaluate_alignment.py
 
-Reads data/{reports.jsonl, model/, ecg_embeddings/, baseline/, text/, signals/, raw/scp_statements.csv}, dvclive's
-loss curves;
+Reads data/{reports.jsonl, model/, ecg_embeddings/, baseline/, text/, raw/scp_statements.csv}, dvclive's loss
+curves;
 writes metrics/eval.json and plots/{loss, embedding_map, zero_shot_roc, tasks}.png. Metric definitions:
 src/ecgalign/benchmark.py (and evaluation.py, probe.py, stats.py, labels.py).
 

@@ -30,14 +30,14 @@ def main(data_dir: str | Path = art.DATA, params_path: str | Path = art.PARAMS) 
     p = params_mod.load(params_path)
     data = Path(data_dir)
     inp = bm.load_inputs(data, p.split, embeddings=False)
-    _, stats = art.load_signals(art.under(data, art.SIGNALS), len(inp.reports), art.under(data, art.REPORTS))
-    model = bm.untrained_model(p, inp.text.shape[1], stats["mean"], stats["std"], n_leads=inp.signals.shape[1])
+    signals, stats = art.load_signals(art.under(data, art.SIGNALS), len(inp.reports), art.under(data, art.REPORTS))
+    model = bm.untrained_model(p, inp.text.shape[1], stats["mean"], stats["std"], n_leads=signals.shape[1])
     device = torch.device("cpu")   # the encoding takes seconds
     precision = resolve(p.train.precision, device)
     print(f"baseline: untrained {p.ecg.encoder} (seed {p.evaluate.seed}, {precision}) on {len(inp.test)} test, "
           f"{len(inp.train)} train and {len(inp.val)} validation records")
     rows = np.concatenate([inp.test, inp.val, inp.train])
-    encoded = encode_all(model, inp.signals, rows=rows, precision=precision)
+    encoded = encode_all(model, signals, rows=rows, precision=precision)
     z, e = (np.zeros((len(inp.reports), a.shape[1]), dtype=np.float32) for a in encoded)
     z[rows], e[rows] = encoded
     prep, counts, task_counts, _ = bm.prepared(inp, p.evaluate)

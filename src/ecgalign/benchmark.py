@@ -307,7 +307,8 @@ def cores() -> int:
 
 def load_inputs(data, split, embeddings: bool = True) -> SimpleNamespace:
     """The stages' inputs under the folder `data`, checked to be row-aligned with reports.jsonl (ecgalign.artifacts:
-    errors name the file); embeddings=False: without the trained model's ECG embeddings (the baseline stage)."""
+    errors name the file); embeddings=False: without the trained model's ECG embeddings (the baseline stage, which
+    encodes the signals itself). The signals are not among them: evaluate scores embeddings only."""
     reports_path = art.under(data, art.REPORTS)
     reports = art.load_reports(reports_path)
     n = len(reports)
@@ -322,7 +323,6 @@ def load_inputs(data, split, embeddings: bool = True) -> SimpleNamespace:
     if embeddings:
         z_ecg, e_ecg = art.load_ecg_embeddings(n, art.under(data, art.ECG_EMBEDDINGS), reports_path)
     text = art.load_array(art.under(data, art.RECORD_EMBEDDINGS), n, "text_embeddings", reports_path)
-    signals = art.load_array(art.under(data, art.SIGNALS_ARRAY), n, "signals", reports_path)
     statements, statement_emb = art.load_statements(art.under(data, art.TEXT))
     table = read_statements(art.under(data, art.RAW))
     diagnostic_class = {code: c for code, c in table["diagnostic_class"].items() if isinstance(c, str)}
@@ -330,7 +330,7 @@ def load_inputs(data, split, embeddings: bool = True) -> SimpleNamespace:
         reports=reports, test=test, train=train, val=val, table=table,
         primary=ev.primary_superclass([reports[i]["scp_codes"] for i in test], diagnostic_class, lb.SUPERCLASSES),
         statement_codes=[s["code"] for s in statements], statement_emb=statement_emb,
-        e_ecg=e_ecg, z_ecg=z_ecg, text=text, signals=signals,
+        e_ecg=e_ecg, z_ecg=z_ecg, text=text,
         text_source=art.load_text_source(art.under(data, art.TEXT)))
 
 
