@@ -30,7 +30,8 @@ from ecgalign.labels import label_pool, task_labels
 from ecgalign.models import load_model
 from ecgalign.outcomes import read_outcomes
 from ecgalign.ptbxl import read_statements
-from ecgalign.training import init_distributed
+from ecgalign.precision import record
+from ecgalign.training import init_distributed, resolve_device
 
 
 def outcome_source(p, ecg_ids, folder: Path) -> Path | None:
@@ -85,6 +86,7 @@ def main():
         metrics = {"finetune_task": cfg["task"], "finetune_classes": classes, "finetune_max_epochs": cfg["max_epochs"],
                    "finetune_patience": cfg["patience"], "finetune_lr_grid": cfg["lr_grid"],
                    "finetune_frozen_lr_grid": ft.lr_grid_of(cfg, "frozen"),
+                   **{f"finetune_{k}": v for k, v in record(cfg["precision"], resolve_device(cfg["device"])).items()},
                    "finetune_world_size": world, "finetune_protocol": p.split.protocol,
                    "finetune_pretrain_objective": "supervised" if pretrained.supervised else "alignment",
                    "finetune_label_folds": p.split.label_folds, "finetune_label_pool_size": int(len(pool)),

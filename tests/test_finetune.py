@@ -255,6 +255,7 @@ def test_stage_under_two_process_ddp(records, tmp_path):
                          timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     m = json.loads((tmp_path / "metrics/finetune.json").read_text())
+    assert m["finetune_precision"] == "fp32" and m["finetune_precision_requested"] == "fp32"
     assert m["finetune_world_size"] == 2 and m["outcome_kind"] == "survival" and m["finetune_f50_n_train"] == round(m["finetune_f100_n_train"] / 2)
     for init in ft.INITS:
         for tag in ("f50", "f100"):
