@@ -122,6 +122,20 @@ def _shuffle(key: str) -> str:
     return f"{head}_shuffle_r{k}"
 
 
+def reconstruction_figures(path: Path, model, inp) -> dict:
+    """The decoder's test-fold reconstruction error (mean squared error on the normalised signal, in units of the
+    lead's training-fold variance): reconstruction_mse (all leads) and reconstruction_mse_<lead>; {} for a model
+    trained without the reconstruction term."""
+    if model.decoder is None:
+        return {}
+    from ecgalign.ptbxl import LEADS
+
+    err = np.asarray(art.load_array(path, len(inp.reports), "ecg_embeddings"))[inp.test]
+    leads = LEADS if err.shape[1] == len(LEADS) else [str(i) for i in range(err.shape[1])]
+    return {"reconstruction_mse": round(float(err.mean()), 6),
+            **{f"reconstruction_mse_{lead}": round(float(v), 6) for lead, v in zip(leads, err.mean(axis=0))}}
+
+
 def main(data_dir: str | Path = art.DATA, params_path: str | Path = art.PARAMS,
          metrics_path: str | Path = art.EVAL_METRICS, plots_dir: str | Path = art.PLOTS,
          dvclive_dir: str | Path = art.DVCLIVE, statements_path: str | Path | None = None) -> dict:
@@ -148,6 +162,7 @@ def main(data_dir: str | Path = art.DATA, params_path: str | Path = art.PARAMS,
                "protocol": p.split.protocol, "pretrain_folds": p.split.pretrain_pool,
                "label_folds": p.split.label_folds, "label_pool_size": int(len(train)), **levels, **trained,
                **untrained}
+    metrics.update(reconstruction_figures(art.under(data, art.RECON_ERROR), model, inp))
     if model.supervised:
         metrics.update(not_defined_figures())
 

@@ -31,7 +31,8 @@ def main(data_dir: str | Path = art.DATA, params_path: str | Path = art.PARAMS) 
     data = Path(data_dir)
     inp = bm.load_inputs(data, p.split, embeddings=False)
     signals, stats = art.load_signals(art.under(data, art.SIGNALS), len(inp.reports), art.under(data, art.REPORTS))
-    model = bm.untrained_model(p, inp.text.shape[1], stats["mean"], stats["std"], n_leads=signals.shape[1])
+    model = bm.untrained_model(p, inp.text.shape[1], stats["mean"], stats["std"], n_leads=signals.shape[1],
+                               length=signals.shape[2])
     device = torch.device("cpu")   # the encoding takes seconds
     precision = resolve(p.train.precision, device)
     print(f"baseline: untrained {p.ecg.encoder} (seed {p.evaluate.seed}, {precision}) on {len(inp.test)} test, "

@@ -8,11 +8,11 @@ import torch
 from ecgalign.models import CheckpointError, build_model, encode_all, load_model, save_checkpoint
 
 
-@pytest.mark.parametrize("encoder", ["cnn1d", "xresnet1d"])
+@pytest.mark.parametrize("encoder", ["cnn1d", "xresnet1d", "dual_attention"])
 @pytest.mark.parametrize("T", [1000, 5000])
 def test_shapes(encoder, T):
     torch.manual_seed(0)
-    model = build_model(encoder, embed_dim=32, text_dim=24, proj_dim=16).eval()
+    model = build_model(encoder, embed_dim=32, text_dim=24, proj_dim=16, length=T).eval()
     x, t = torch.randn(2, 12, T), torch.randn(2, 24)
     with torch.no_grad():
         z = model.encode_ecg(x)
@@ -116,3 +116,60 @@ def test_sync_batchnorm_swaps_every_batchnorm_keeping_the_tensors(device, kind):
         torch.testing.assert_close(model(x, t), plain(x, t))
         for k, v in plain.state_dict().items():
             torch.testing.assert_close(model.state_dict()[k], v, msg=k)
+
+
+@pytest.mark.parametrize("T", [1000, 5000])
+def test_dual_attention_exposes_its_attention_and_rows_sum_to_one(T):
+    torch.manual_seed(0)
+    model = build_model("dual_attention", 32, 8, 4, length=T).eval()
+    assert model.attention() is None                      # nothing before the first forward
+    with torch.no_grad():
+        model.encode_ecg(torch.randn(3, 12, T))
+    att = model.attention()
+    assert att["leads"].shape == (3, 12, 12)
+    assert att["time"].shape == (3, 12, 32, 32)          # 1,000 -> 1,024 and 5,000 -> /5 -> 1,024: 32 tokens
+    for a in att.values():
+        assert (a >= 0).all()
+        torch.testing.assert_close(a.sum(-1), torch.ones(a.shape[:-1]))
+    assert build_model("cnn1d", 16, 8, 4).attention() is None
+
+
+def test_dual_attention_keeps_leads_apart_until_the_cross_lead_attention():
+    """The twelve temporal attention blocks have their own weights: changing lead 3's weights changes lead 3's
+    attention map only."""
+    torch.manual_seed(0)
+    model = build_model("dual_attention", 32, 8, 4, length=1000).eval()
+    x = torch.randn(2, 12, 1000)
+    with torch.no_grad():
+        model.encode_ecg(x)
+        before = model.attention()["time"].clone()
+        model.encoder.time_attention.qkv.weight[3].mul_(3.0)
+        model.encode_ecg(x)
+        after = model.attention()["time"]
+    changed = [lead for lead in range(12) if not torch.equal(before[:, lead], after[:, lead])]
+    assert changed == [3]
+
+
+@pytest.mark.parametrize("encoder", ["cnn1d", "dual_attention"])
+def test_reconstruction_error_per_record_and_lead(encoder):
+    torch.manual_seed(0)
+    model = build_model(encoder, 32, 8, 4, length=1000, reconstruct=True).eval()
+    x, t = torch.randn(5, 12, 1000), torch.randn(5, 8)
+    with torch.no_grad():
+        e_ecg, e_text, err = model(x, t, reconstruct=True)
+        rec = model.decoder(model.encode_ecg(x))
+        z, e, err_all = encode_all(model, x.numpy(), batch_size=2, reconstruction=True)
+    assert rec.shape == x.shape and err.shape == (5, 12)
+    torch.testing.assert_close(err, ((rec - model.normalise(x)) ** 2).mean(-1))
+    np.testing.assert_allclose(err_all, err.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(e, e_ecg.numpy(), rtol=1e-5, atol=1e-6)
+    with pytest.raises(CheckpointError, match="no decoder"):
+        build_model(encoder, 32, 8, 4, length=1000).reconstruction_error(x)
+
+
+def test_a_model_without_the_term_has_no_decoder_and_the_old_config():
+    torch.manual_seed(0)
+    plain = build_model("cnn1d", 16, 8, 4)
+    assert plain.decoder is None and "length" not in plain.config and "reconstruct" not in plain.config
+    with pytest.raises(ValueError, match="needs the signal length"):
+        build_model("dual_attention", 16, 8, 4)

@@ -33,7 +33,9 @@ def _with(section, key, value):
     ("train", "epochs", True, "train.epochs must be int, got True"),
     ("data", "sampling_rate", 250, "data.sampling_rate = 250 is not one of 100, 500"),
     ("data", "source", "s3", "data.source = 's3' is not one of synthetic, local, physionet"),
-    ("ecg", "encoder", "resnet9000", "ecg.encoder = 'resnet9000' is not one of cnn1d, xresnet1d"),
+    ("ecg", "encoder", "resnet9000", "ecg.encoder = 'resnet9000' is not one of cnn1d, xresnet1d, dual_attention"),
+    ("train", "recon_weight", -1, "train.recon_weight = -1 is outside [0.0, 10000.0]"),
+    ("train", "recon_weight", "yes", "train.recon_weight must be int or float, got 'yes'"),
     ("train", "loss", "mse", "train.loss = 'mse' is not one of cosine, infonce, cosine+infonce"),
     ("text", "source", "tweets", "text.source = 'tweets' is not one of statements, report, both"),
     ("split", "test_folds", [11], "split.test_folds has [11]; strat_fold values are 1-10"),
@@ -44,6 +46,13 @@ def test_bad_values_are_named(section, key, value, message):
     with pytest.raises(ParamsError) as e:
         validate(_with(section, key, value))
     assert message in str(e.value)
+
+
+def test_dual_attention_needs_an_even_embedding():
+    raw = _with("ecg", "encoder", "dual_attention")
+    raw["ecg"]["embed_dim"] = 255
+    with pytest.raises(ParamsError, match="ecg.embed_dim = 255: the dual_attention encoder needs an even size"):
+        validate(raw)
 
 
 def test_unknown_key_lists_the_valid_ones():

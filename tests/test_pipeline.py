@@ -62,6 +62,22 @@ def test_experiment_with_another_loss_shows_in_metrics_diff(repo):
     assert "metrics/eval.json" in diff
 
 
+def test_study_configuration_runs_end_to_end(repo):
+    """The study's method (dual_attention + cosine + reconstruction) through every stage: the reconstruction loss
+    is logged per epoch and the test fold's reconstruction error per lead is in metrics/eval.json."""
+    root, env = repo
+    run(["dvc", "exp", "run", "-S", "ecg.encoder=dual_attention", "-S", "train.loss=cosine",
+         "-S", "train.recon_weight=1", "-S", "train.epochs=1"], root, env)
+    train = json.loads((root / "metrics/train.json").read_text())
+    assert train["reconstruction_loss"] > 0
+    assert (root / "dvclive/plots/metrics/val/reconstruction_loss.tsv").exists()
+    metrics = json.loads((root / "metrics/eval.json").read_text())
+    leads = ("I", "II", "III", "AVR", "AVL", "AVF", "V1", "V2", "V3", "V4", "V5", "V6")
+    per_lead = [metrics[f"reconstruction_mse_{lead}"] for lead in leads]
+    assert metrics["reconstruction_mse"] == pytest.approx(np.mean(per_lead), abs=1e-5)
+    assert np.isfinite(metrics["zero_shot_auc_macro"]) and np.isfinite(metrics["baseline_zero_shot_auc_macro"])
+
+
 def test_make_real_on_a_folder_without_records_leaves_the_workspace_alone(tmp_path, tiny_text_model):
     """`make real` runs as a temporary DVC experiment: a failed run changes no tracked file (params.yaml, metrics)."""
     import hashlib

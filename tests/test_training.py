@@ -362,3 +362,45 @@ def test_supervised_log_prints_no_alignment_figure():
     assert training.epoch_line(record, "supervised") == "train objective 0.5000, val objective 0.4000"
     assert training.epoch_line(record, "infonce") == ("train objective 0.5000, val objective 0.4000, train 1-cos nan, "
                                                       "val 1-cos nan, temperature 0.0700")
+
+
+def test_reconstruction_weight_zero_is_byte_identical_and_a_positive_weight_trains_a_decoder(tmp_path):
+    sig, text, folds = make_data()
+    runs = {}
+    for name, extra in (("without", {}), ("zero", {"recon_weight": 0.0}), ("on", {"recon_weight": 1.0})):
+        live = Recorder()
+        metrics = train(sig, text, folds, config(**extra), tmp_path / name, tmp_path / name / "state", live,
+                        log=lambda *a: None)
+        runs[name] = (metrics, live.logged, (tmp_path / name / "model.pt").read_bytes())
+    assert runs["zero"][2] == runs["without"][2]          # the same checkpoint, byte for byte
+    assert runs["zero"][1] == runs["without"][1]
+    strip = lambda m: {k: v for k, v in m.items() if "seconds" not in k}
+    assert strip(runs["zero"][0]) == strip(runs["without"][0])
+    assert "reconstruction_loss" not in runs["zero"][0]
+    metrics, logged, _ = runs["on"]
+    assert {"train/reconstruction_loss", "val/reconstruction_loss"} <= set(logged)
+    rec = [v for _, v in logged["val/reconstruction_loss"]]
+    assert rec[-1] < rec[0]                               # the decoder learns
+    assert metrics["reconstruction_loss"] == pytest.approx(rec[metrics["best_epoch"]])
+    obj = [v for _, v in logged["val/objective"]]
+    align = [v for _, v in logged["val/alignment_loss"]]
+    infonce_only = train(sig, text, folds, config(), tmp_path / "x", tmp_path / "x" / "state", Recorder(),
+                         log=lambda *a: None)
+    assert infonce_only["val_objective"] != pytest.approx(metrics["val_objective"])
+    assert obj[0] > rec[0] and align[0] > 0           # objective = alignment objective + weight x reconstruction
+    model = torch.load(tmp_path / "on" / "model.pt", weights_only=True)
+    assert model["config"]["reconstruct"] and any(k.startswith("decoder.") for k in model["state_dict"])
+
+
+def test_study_configuration_trains_and_resumes(tmp_path):
+    """dual_attention + cosine + reconstruction (the study's objective) learns, and a killed run resumes to the
+    same weights."""
+    sig, text, folds = make_data(n=40)
+    cfg = config(encoder="dual_attention", embed_dim=16, loss="cosine", recon_weight=1.0, batch_size=8, epochs=2)
+    metrics = train(sig, text, folds, cfg, tmp_path / "a", tmp_path / "a" / "state", log=lambda *a: None)
+    assert metrics["alignment_loss"] < metrics["alignment_loss_initial"]
+    with pytest.raises(KeyboardInterrupt):
+        train(sig, text, folds, cfg, tmp_path / "b", tmp_path / "b" / "state", Recorder(kill_at=2),
+              log=lambda *a: None)
+    train(sig, text, folds, cfg, tmp_path / "b", tmp_path / "b" / "state", log=lambda *a: None)
+    assert_same_weights(state_dict(tmp_path / "a" / "model.pt"), state_dict(tmp_path / "b" / "model.pt"))

@@ -41,6 +41,7 @@ FINETUNE_STATE = DATA / "finetune_state"              # finetune: resume state (
 ECG_EMBEDDINGS = DATA / "ecg_embeddings"              # ecg_embeddings
 Z_ECG = ECG_EMBEDDINGS / "z_ecg.npy"                  # (records, ecg.embed_dim): the encoder's output
 E_ECG = ECG_EMBEDDINGS / "e_ecg.npy"                  # (records, train.proj_dim): projected into the shared space
+RECON_ERROR = ECG_EMBEDDINGS / "reconstruction_mse.npy"  # (records, 12): the decoder's MSE per lead (recon_weight > 0 only)
 BASELINE = DATA / "baseline"                          # baseline: the untrained reference model's figures
 BASELINE_METRICS = BASELINE / "baseline.json"         # baseline_* keys of metrics/eval.json (+ n_test, precision)
 

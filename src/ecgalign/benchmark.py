@@ -382,15 +382,16 @@ def model_figures(model, inp: SimpleNamespace, prep, emb: dict, ep, counts, task
                "zero_shot_scores": ev.zero_shot_scores(emb["e"]["test"], prompts)}
 
 
-def untrained_model(p, text_dim: int, lead_mean, lead_std, n_leads: int = 12):
+def untrained_model(p, text_dim: int, lead_mean, lead_std, n_leads: int = 12, length: int = 1000):
     """The untrained reference (baseline_*): the aligned architecture of ecg.* and train.proj_dim with the training
     folds' lead normalisation, initialised from evaluate.seed, in eval mode. The same for every train.loss: for the
     supervised control too it is the aligned architecture (its z, the probes' primary features, are those of the
     same random encoder). With the trained model's config this is exactly the model the evaluate stage built
-    before the baseline stage existed (same modules, same order, same seed)."""
+    before the baseline stage existed (same modules, same order, same seed). `length`: samples a lead (sizes the
+    dual_attention encoder); no decoder: the reconstruction term does not change the untrained embeddings."""
     import torch
 
     from .models import build_model
     torch.manual_seed(p.evaluate.seed)
     return build_model(p.ecg.encoder, p.ecg.embed_dim, text_dim, p.train.proj_dim, lead_mean=lead_mean,
-                       lead_std=lead_std, n_leads=n_leads).eval()
+                       lead_std=lead_std, n_leads=n_leads, length=length, width=p.ecg.width).eval()

@@ -119,6 +119,9 @@ class AlignmentModel(nn.Module):
             self.encoder = CNN1d(n, c["embed_dim"])
         elif c["encoder"] == "xresnet1d":
             self.encoder = XResNet1d(n, c["embed_dim"], c.get("depth", XRESNET_DEFAULT))
+        elif c["encoder"] == "dual_attention":
+            from .dual_attention import DualAttention
+            self.encoder = DualAttention(n, c["embed_dim"], c["length"], c["width"])
         else:
             raise ValueError(f"ecg.encoder = {c['encoder']!r} is not one of {', '.join(ENCODERS)}")
         self.ecg_proj = nn.Linear(c["embed_dim"], c["proj_dim"])
@@ -127,15 +130,37 @@ class AlignmentModel(nn.Module):
                                         requires_grad=c["learn_temperature"])
         self.register_buffer("lead_mean", _lead_vector(lead_mean, 0.0, n, "lead_mean"))
         self.register_buffer("lead_std", _lead_vector(lead_std, 1.0, n, "lead_std"))
+        self.decoder = None
+        if c.get("reconstruct"):   # the reconstruction term (train.recon_weight > 0): z -> the normalised signal
+            from .dual_attention import Decoder
+            self.decoder = Decoder(c["embed_dim"], n, c["length"], c["width"])
 
     @property
     def supervised(self) -> bool:
         """True for the supervised control (no text head; project_ecg gives class logits)."""
         return self.config.get("objective") == "supervised"
 
+    def normalise(self, x):
+        """Raw millivolts [B, n_leads, T] -> what the encoder sees (training-fold lead means and SDs)."""
+        return (x - self.lead_mean[:, None]) / self.lead_std[:, None]
+
     def encode_ecg(self, x):
         """Raw millivolts [B, n_leads, T] -> z_ecg [B, embed_dim]."""
-        return self.encoder((x - self.lead_mean[:, None]) / self.lead_std[:, None])
+        return self.encoder(self.normalise(x))
+
+    def attention(self) -> dict | None:
+        """The dual_attention encoder's attention weights of its last forward ("leads" [B, 12, 12], "time"
+        [B, 12, tokens, tokens]); None for encoders without attention."""
+        return getattr(self.encoder, "last_attention", None)
+
+    def reconstruction_error(self, x, z=None):
+        """Per record and lead, the mean squared error of the decoder's reconstruction of the normalised signal
+        [B, n_leads] (z: the encoding of x, if already computed)."""
+        if self.decoder is None:
+            raise CheckpointError("this model has no decoder: it was trained with train.recon_weight = 0")
+        xn = self.normalise(x)
+        z = self.encoder(xn) if z is None else z
+        return ((self.decoder(z).float() - xn.float()) ** 2).mean(dim=-1)
 
     def project_ecg(self, z):
         return self.ecg_proj(z)
@@ -150,9 +175,13 @@ class AlignmentModel(nn.Module):
         """exp(logit_scale), clamped at 100 (CLIP)."""
         return self.logit_scale.clamp(max=MAX_LOGIT_SCALE).exp()
 
-    def forward(self, x, t):
-        """(e_ecg, e_text); for the supervised control (class logits, t unchanged: t is the label matrix)."""
-        return self.project_ecg(self.encode_ecg(x)), (t if self.supervised else self.project_text(t))
+    def forward(self, x, t, reconstruct: bool = False):
+        """(e_ecg, e_text); for the supervised control (class logits, t unchanged: t is the label matrix).
+        reconstruct=True adds a third output, the reconstruction's squared error per record and lead [B, n_leads]
+        (through forward, so that DDP synchronises the decoder's gradients too)."""
+        z = self.encode_ecg(x)
+        out = (self.project_ecg(z), t if self.supervised else self.project_text(t))
+        return (*out, self.reconstruction_error(x, z)) if reconstruct else out
 
 
 def _lead_vector(values, default: float, n: int, name: str) -> torch.Tensor:
@@ -169,15 +198,24 @@ def _lead_vector(values, default: float, n: int, name: str) -> torch.Tensor:
 
 def build_model(encoder: str, embed_dim: int, text_dim: int, proj_dim: int, temperature: float = 0.07,
                 learn_temperature: bool = True, lead_mean=None, lead_std=None, n_leads: int = 12,
-                n_classes: int | None = None) -> AlignmentModel:
+                n_classes: int | None = None, length: int | None = None,
+                reconstruct: bool = False, width: int = 4) -> AlignmentModel:
     """An AlignmentModel; lead_mean/lead_std (per-lead mV, from the training folds) default to 0/1. With
-    n_classes: the supervised control (a class head of n_classes logits on z_ecg; text_dim and proj_dim unused)."""
+    n_classes: the supervised control (a class head of n_classes logits on z_ecg; text_dim and proj_dim unused).
+    `length` (samples a lead) and `width` (ecg.width) size the dual_attention encoder and the decoder; reconstruct:
+    add the decoder."""
     config = dict(encoder=encoder, embed_dim=int(embed_dim), text_dim=int(text_dim), proj_dim=int(proj_dim),
                   temperature=float(temperature), learn_temperature=bool(learn_temperature), n_leads=int(n_leads))
     if n_classes is not None:
         config.update(objective="supervised", text_dim=None, proj_dim=int(n_classes), learn_temperature=False)
     if encoder == "xresnet1d":
         config["depth"] = XRESNET_DEFAULT
+    if encoder == "dual_attention" or reconstruct:   # only these configs carry the length: older ones stay as they were
+        if length is None:
+            raise ValueError(f"a {encoder} encoder{' with a decoder' if reconstruct else ''} needs the signal length")
+        config.update(length=int(length), width=int(width))
+    if reconstruct:
+        config["reconstruct"] = True
     return AlignmentModel(config, lead_mean, lead_std)
 
 
@@ -281,9 +319,10 @@ def load_model(path, map_location="cpu", encoder: str | None = None) -> Alignmen
 
 
 def encode_all(model: AlignmentModel, signals, batch_size: int = 256, device="cpu", rows=None,
-               precision: str = "fp32"):
+               precision: str = "fp32", reconstruction: bool = False):
     """(z_ecg, e_ecg) float32 arrays for `rows` (default: all) of `signals` [N, 12, T] raw mV (a memmap is fine),
-    without gradients, in batches, in `precision` ('fp32' | 'bf16': ecgalign.precision)."""
+    without gradients, in batches, in `precision` ('fp32' | 'bf16': ecgalign.precision); reconstruction=True adds
+    a third array, the decoder's squared error per record and lead [N, 12] (AlignmentModel.reconstruction_error)."""
     from tqdm import tqdm
 
     from .precision import autocast
@@ -292,12 +331,15 @@ def encode_all(model: AlignmentModel, signals, batch_size: int = 256, device="cp
     rows = np.arange(len(signals)) if rows is None else np.asarray(rows)
     z_out = np.zeros((len(rows), model.config["embed_dim"]), dtype=np.float32)
     e_out = np.zeros((len(rows), model.config["proj_dim"]), dtype=np.float32)
+    r_out = np.zeros((len(rows), model.config["n_leads"]), dtype=np.float32) if reconstruction else None
     with torch.no_grad():
         for start in tqdm(range(0, len(rows), batch_size), desc="encode ECGs", unit="batch"):
             x = torch.from_numpy(np.ascontiguousarray(signals[rows[start:start + batch_size]], dtype=np.float32))
             with autocast(torch.device(device), precision):
                 z = model.encode_ecg(x.to(device))
                 e = model.project_ecg(z)
+                if reconstruction:
+                    r_out[start:start + len(x)] = model.reconstruction_error(x.to(device), z).float().cpu().numpy()
             z_out[start:start + len(x)] = z.float().cpu().numpy()
             e_out[start:start + len(x)] = e.float().cpu().numpy()
-    return z_out, e_out
+    return (z_out, e_out, r_out) if reconstruction else (z_out, e_out)

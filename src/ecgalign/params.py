@@ -34,7 +34,7 @@ from .artifacts import PARAMS
 from .errors import ParamsError
 from .labels import TASKS
 
-ENCODERS = ("cnn1d", "xresnet1d")                 # ecg.encoder: built by ecgalign.models
+ENCODERS = ("cnn1d", "xresnet1d", "dual_attention")   # ecg.encoder: built by ecgalign.models
 LOSSES = ("cosine", "infonce", "cosine+infonce", "supervised")  # train.loss: computed by ecgalign.losses
 FOLDS = tuple(range(1, 11))
 Fold = Literal[FOLDS]
@@ -126,6 +126,12 @@ class Text:
 class Ecg:
     encoder: Literal[ENCODERS]
     embed_dim: int = between(8, 4096)
+    width: int = between(1, 64)
+
+    def __post_init__(self):
+        if self.encoder == "dual_attention" and self.embed_dim % 2:
+            raise ParamsError(f"params.yaml: ecg.embed_dim = {self.embed_dim}: the dual_attention encoder needs an "
+                              f"even size (half from average, half from max pooling)")
 
 
 @dataclass(frozen=True)
@@ -145,6 +151,7 @@ class Train:
     num_workers: int = between(0, 64)
     threads: int = between(0, 1024)
     precision: Literal[PRECISIONS]
+    recon_weight: float = between(0.0, 1e4)
 
 
 @dataclass(frozen=True)

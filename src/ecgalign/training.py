@@ -33,8 +33,12 @@ model.pt, the metrics).
 - Resume: every epoch data/train_state/last.pt holds model, optimiser, scheduler, RNG states, history and the best
   weights so far, tagged with a hash of the config and inputs. Re-running with the same hash continues after the
   last finished epoch and ends with exactly the weights of an uninterrupted run; another hash starts fresh.
+- Reconstruction (train.recon_weight > 0, the study's autoencoder term): a decoder from z back to the normalised
+  signal is added to the model, and the objective becomes the alignment objective + recon_weight x its mean squared
+  error; 0 builds no decoder and gives exactly the results of a model without the term.
 - Logging: per epoch, printed and logged to dvclive as train/objective, train/alignment_loss, val/objective,
-  val/alignment_loss (and train/temperature); step 0 holds the validation figures before the first update.
+  val/alignment_loss (and train/temperature, and train/ val/reconstruction_loss with the term on); step 0 holds the
+  validation figures before the first update.
 """
 from __future__ import annotations
 
@@ -63,14 +67,14 @@ CONFIG_KEYS = ("encoder", "embed_dim", "loss", "temperature", "learn_temperature
                "batch_size", "lr", "weight_decay", "warmup_epochs", "seed", "device", "num_workers", "threads",
                "train_folds", "val_folds")
 # keys added after the first release: a config without them keeps its old meaning (no early stop, no augmentation)
-OPTIONAL_KEYS = {"patience": 0, "augment": {}, "precision": "fp32"}
+OPTIONAL_KEYS = {"patience": 0, "augment": {}, "precision": "fp32", "recon_weight": 0.0, "width": 4}
 CUBLAS_WORKSPACE = ":4096:8"   # what cuBLAS needs to be deterministic (CUBLAS_WORKSPACE_CONFIG)
 
 
 def config_from_params(p) -> dict:
     """The flat training config from validated params (ecg.*, train.*, split.val_folds; train_folds is the
     pretraining pool: split.pretrain_folds, or split.train_folds when that is null)."""
-    return {"encoder": p.ecg.encoder, "embed_dim": p.ecg.embed_dim, **vars(p.train),
+    return {"encoder": p.ecg.encoder, "embed_dim": p.ecg.embed_dim, "width": p.ecg.width, **vars(p.train),
             "train_folds": p.split.pretrain_pool, "val_folds": list(p.split.val_folds),
             "augment": dict(vars(p.augment))}
 
@@ -80,8 +84,13 @@ def as_config(cfg) -> dict:
     missing = [k for k in CONFIG_KEYS if k not in cfg]
     if missing:
         raise KeyError(f"training config lacks {missing}")
-    return {**{k: cfg[k] for k in CONFIG_KEYS}, "patience": int(cfg["patience"]),
-            "augment": augmentations.check(cfg["augment"]), "precision": cfg["precision"]}
+    out = {**{k: cfg[k] for k in CONFIG_KEYS}, "patience": int(cfg["patience"]),
+           "augment": augmentations.check(cfg["augment"]), "precision": cfg["precision"]}
+    if cfg["recon_weight"]:   # only when on: a config without it keeps its resume key and meaning
+        out["recon_weight"] = float(cfg["recon_weight"])
+    if cfg["recon_weight"] or cfg["encoder"] == "dual_attention":   # the width sizes these only
+        out["width"] = int(cfg["width"])
+    return out
 
 
 def split_rows(folds, train_folds, val_folds) -> tuple[np.ndarray, np.ndarray]:
@@ -220,24 +229,41 @@ def distributed() -> tuple[int, int]:
     return 0, 1
 
 
+def forward_objective(net, model, x, t, i, kind: str, recon_weight: float, device, precision: str,
+                      gather: bool = True):
+    """(objective, 1 - cos, reconstruction MSE or None) of one batch: the alignment objective `kind`, plus
+    recon_weight x the decoder's mean squared error on the normalised signal when recon_weight > 0."""
+    with autocast(device, precision):
+        out = as_float(*net(x, t, reconstruct=True) if recon_weight else net(x, t))
+    e_ecg, e_text = out[:2]
+    objective = alignment_objective(kind, e_ecg, e_text, model.scale(), i, gather=gather)
+    with torch.no_grad():
+        align = alignment_monitor(kind, e_ecg, e_text)
+    recon = None
+    if recon_weight:
+        recon = out[2].mean()
+        objective = objective + recon_weight * recon
+    return objective, align, recon
+
+
 @torch.no_grad()
 def evaluate(model, signals, text_emb, ids, rows, kind: str, batch_size: int, device,
-             precision: str = "fp32") -> tuple[float, float]:
-    """(objective, alignment loss 1 - cos) on `rows`, in consecutive batches, eval mode, on this process only, in
-    `precision` ('fp32' | 'bf16'); averages weighted by batch size."""
+             precision: str = "fp32", recon_weight: float = 0.0) -> tuple[float, float, float]:
+    """(objective, alignment loss 1 - cos, reconstruction MSE (NaN without the term)) on `rows`, in consecutive
+    batches, eval mode, on this process only, in `precision` ('fp32' | 'bf16'); averages weighted by batch size."""
     model = unwrap(model)
     was_training = model.training
     model.eval()
     data = Batches(signals, text_emb, ids, rows)
-    obj = align = 0.0
+    obj = align = rec = 0.0
     for start in range(0, len(rows), batch_size):
         x, t, i = (a.to(device) for a in data[np.arange(start, min(start + batch_size, len(rows)))])
-        with autocast(device, precision):
-            e_ecg, e_text = as_float(*model(x, t))
-        obj += float(alignment_objective(kind, e_ecg, e_text, model.scale(), i, gather=False)) * len(x)
-        align += alignment_monitor(kind, e_ecg, e_text) * len(x)
+        o, a, r = forward_objective(model, model, x, t, i, kind, recon_weight, device, precision, gather=False)
+        obj += float(o) * len(x)
+        align += a * len(x)
+        rec += float(r) * len(x) if r is not None else float("nan")
     model.train(was_training)
-    return obj / len(rows), align / len(rows)
+    return obj / len(rows), align / len(rows), rec / len(rows)
 
 
 def load_resume(path: Path, key: str, log, progress=lambda state: f"{state['epoch']} epoch(s) done") -> dict | None:
@@ -291,9 +317,17 @@ class Run:
     log: object
     precision: str                # resolved: 'fp32' | 'bf16' (train.precision, ecgalign.precision)
 
-    def validate(self) -> tuple[float, float]:
-        return evaluate(self.model, self.signals, self.text_emb, self.ids, self.val_rows, self.cfg["loss"],
-                        self.cfg["batch_size"], self.device, self.precision)
+    @property
+    def recon_weight(self) -> float:
+        return self.cfg.get("recon_weight", 0.0)
+
+    def validate(self) -> dict:
+        """The validation figures of a history record (val/reconstruction_loss only with the term on)."""
+        obj, align, rec = evaluate(self.model, self.signals, self.text_emb, self.ids, self.val_rows,
+                                   self.cfg["loss"], self.cfg["batch_size"], self.device, self.precision,
+                                   self.recon_weight)
+        out = {"val/objective": obj, "val/alignment_loss": align}
+        return {**out, "val/reconstruction_loss": rec} if self.recon_weight else out
 
 
 def setup(signals, text_emb, folds, cfg, ids=None, state_dir=art.TRAIN_STATE, lead_mean=None, lead_std=None,
@@ -317,7 +351,9 @@ def setup(signals, text_emb, folds, cfg, ids=None, state_dir=art.TRAIN_STATE, le
     model = build_model(cfg["encoder"], cfg["embed_dim"], text_emb.shape[1], cfg["proj_dim"], cfg["temperature"],
                         cfg["learn_temperature"] and cfg["loss"] != "cosine",  # the cosine loss has no temperature
                         lead_mean, lead_std, n_leads=signals.shape[1],
-                        n_classes=text_emb.shape[1] if cfg["loss"] == SUPERVISED else None).to(device)
+                        n_classes=text_emb.shape[1] if cfg["loss"] == SUPERVISED else None,
+                        length=signals.shape[2], reconstruct=bool(cfg.get("recon_weight")),
+                        width=cfg.get("width", 4)).to(device)
     net = model
     if world > 1:  # BatchNorm over the global batch, as on one process; same parameters, same state_dict keys
         model = sync_batchnorm(model, device)
@@ -357,8 +393,7 @@ def start(run: Run, live=None) -> tuple[list[dict], dict | None]:
         set_rng_state(state["rng"])
         history, best_state = state["history"], state["best_state_dict"]
     else:
-        obj0, align0 = run.validate()
-        history = [{"epoch": 0, "val/objective": obj0, "val/alignment_loss": align0, "seconds": 0.0}]
+        history = [{"epoch": 0, **run.validate(), "seconds": 0.0}]
         best_state = None
         run.log(f"before training: {epoch_line(history[0], run.cfg['loss'])}")
     for record in history:
@@ -376,15 +411,14 @@ def train_epoch(run: Run, epoch: int) -> dict:
     run.net.train()
     augment = cfg["augment"]   # augmentations: training batches only, drawn from a generator seeded per epoch
     gen = augmentations.generator(cfg["seed"], epoch, run.rank, device) if augmentations.active(augment) else None
-    sums = torch.zeros(3, dtype=torch.float64)  # objective * n, (1 - cos) * n, n
+    sums = torch.zeros(4, dtype=torch.float64)  # objective * n, (1 - cos) * n, reconstruction * n, n
     for step, (x, t, i) in enumerate(tqdm(run.loader, desc=f"epoch {epoch}/{cfg['epochs']}", leave=False,
                                           disable=run.rank != 0)):
         x, t, i = x.to(device, non_blocking=True), t.to(device), i.to(device)
         if gen is not None:
             x = augmentations.augment(x, augment, gen, fill=model.lead_mean)
-        with autocast(device, run.precision):
-            e_ecg, e_text = as_float(*run.net(x, t))
-        objective = alignment_objective(cfg["loss"], e_ecg, e_text, model.scale(), i)
+        objective, align, recon = forward_objective(run.net, model, x, t, i, cfg["loss"], run.recon_weight,
+                                                    device, run.precision)
         if not torch.isfinite(objective):
             raise FloatingPointError(f"epoch {epoch}, step {step}: the {cfg['loss']} objective is "
                                      f"{objective.item()} (try a lower train.lr)")
@@ -394,16 +428,18 @@ def train_epoch(run: Run, epoch: int) -> dict:
         run.sched.step()
         with torch.no_grad():
             model.logit_scale.clamp_(0, MAX_LOGIT_SCALE)
-            sums += torch.tensor([objective.item() * len(x), alignment_monitor(cfg["loss"], e_ecg, e_text) * len(x),
-                                  len(x)], dtype=torch.float64)
+            sums += torch.tensor([objective.item() * len(x), align * len(x),
+                                  (recon.item() if recon is not None else 0.0) * len(x), len(x)],
+                                 dtype=torch.float64)
     if run.world > 1:  # every rank's share: the logged train figures are over the whole epoch
         sums = sums.to(device)
         dist.all_reduce(sums)
         sums = sums.cpu()
-    val_obj, val_align = run.validate()
-    return {"epoch": epoch, "train/objective": float(sums[0] / sums[2]),
-            "train/alignment_loss": float(sums[1] / sums[2]), "val/objective": val_obj,
-            "val/alignment_loss": val_align, "train/temperature": 1.0 / model.scale().item(),
+    record = {"epoch": epoch, "train/objective": float(sums[0] / sums[3]),
+              "train/alignment_loss": float(sums[1] / sums[3])}
+    if run.recon_weight:
+        record["train/reconstruction_loss"] = float(sums[2] / sums[3])
+    return {**record, **run.validate(), "train/temperature": 1.0 / model.scale().item(),
             "seconds": time.perf_counter() - t0}
 
 
@@ -417,6 +453,8 @@ def epoch_line(record: dict, loss: str) -> str:
                   if f"{split}/alignment_loss" in record]
         if "train/temperature" in record:
             parts.append(f"temperature {record['train/temperature']:.4f}")
+    parts += [f"{split} reconstruction {record[f'{split}/reconstruction_loss']:.4f}" for split in ("train", "val")
+              if f"{split}/reconstruction_loss" in record]
     return ", ".join(parts)
 
 
@@ -462,6 +500,9 @@ def finish(run: Run, history: list[dict], best_state: dict, out_dir, stopped: bo
                "val_objective_last": history[-1]["val/objective"],
                "temperature": best["train/temperature"],
                "n_train": int(len(run.train_rows)), "n_val": int(len(run.val_rows)), "world_size": run.world}
+    if run.recon_weight:   # the decoder's validation MSE on the normalised signal, at the best and the last epoch
+        results.update(reconstruction_loss=best["val/reconstruction_loss"],
+                       reconstruction_loss_last=history[-1]["val/reconstruction_loss"])
     if run.cfg["loss"] == SUPERVISED:   # no shared space: no alignment figure, no temperature
         results = {k: None if k.startswith("alignment_loss") or k == "temperature" else v for k, v in results.items()}
     if run.rank == 0:
