@@ -8,6 +8,9 @@ by the integrated gradients of a statement's cosine; score every statement's dir
     python src/show_record.py 1 --plot ecg1.png --statement IMI      # ... of the statement IMI
     python src/show_record.py 1 2 3 --plot-dir figs/ [--attribution]   # one PNG per record: figs/ecg_<id>.png
     python src/show_record.py --statement-auc out/                   # out/statements.json + out/statement_auc.png
+    python src/show_record.py 1 --plot ecg1.png --attention          # dual_attention: each lead's temporal attention
+                                                                     # under its trace + ecg1_leads.png (12 x 12 map)
+    python src/show_record.py --attention-agreement out/ [--records 300]   # attention vs IG over the test folds
 """
 import argparse
 import sys
@@ -45,7 +48,7 @@ def title_of(record: dict, nearest) -> str:
 
 
 def plot_records(ids: list[int], paths: list[Path], by_id: dict, row_of: dict, k: int, attribution: bool,
-                 statement: str | None, steps: int, batch_size: int, dpi: int = 150) -> None:
+                 statement: str | None, steps: int, batch_size: int, dpi: int = 150, attention: bool = False) -> None:
     """One printout per record; the model and statement keys are loaded once for all of them."""
     from ecgalign.ecgplot import plot_ecg
     from ecgalign.evaluation import nearest_statements
@@ -60,7 +63,13 @@ def plot_records(ids: list[int], paths: list[Path], by_id: dict, row_of: dict, k
         raise MissingArtifactError(f"--attribution needs a trained model: {art.MODEL} and "
                                    f"{art.E_ECG} (dvc repro ecg_embeddings)")
     model = codes = keys = None
-    if attribution or statement:
+    if attention:
+        from ecgalign.models import load_model
+        model = load_model(art.MODEL)
+        if model.config["encoder"] != "dual_attention":
+            raise ProjectError(f"--attention: {art.MODEL} holds a {model.config['encoder']} encoder, which has no "
+                               f"attention; retrain with ecg.encoder=dual_attention")
+    elif attribution or statement:
         from ecgalign.models import load_model
         model = load_model(art.MODEL)
         statements, keys = statement_keys(model)
@@ -72,7 +81,16 @@ def plot_records(ids: list[int], paths: list[Path], by_id: dict, row_of: dict, k
         nearest = nearest_statements(ecg_id, k=k) if have_model else []
         x = np.asarray(signals[row_of[ecg_id]], dtype=np.float32)
         attr, label = None, ""
-        if model is not None:
+        if attention:
+            from ecgalign.attention import attention_maps, plot_lead_attention
+            maps = attention_maps(model, x)
+            attr = maps["time"] - 1.0   # 0 = an even share of the lead's attention
+            label = ("colour: temporal attention each stretch of a lead receives from that lead's attention module; "
+                     "red above an even share, blue below")
+            leads_path = path.with_name(f"{path.stem}_leads.png")
+            plot_lead_attention(maps["leads"], leads_path, f"ecg_id {ecg_id}: cross-lead attention")
+            print(f"wrote {leads_path}")
+        elif model is not None:
             from ecgalign.attribution import integrated_gradients
             code = statement or nearest[0][0]
             attr, info = integrated_gradients(model, x, keys[codes.index(code)], steps=steps, batch_size=batch_size)
@@ -108,6 +126,36 @@ def write_statement_auc(out_dir: Path) -> None:
     print(f"wrote {out_dir / 'statements.json'} and {out_dir / 'statement_auc.png'}")
 
 
+def write_attention_agreement(out_dir: Path, n_records: int, steps: int) -> None:
+    """DIR/attention_agreement.json: attention vs integrated gradients on up to n_records test-fold records (a
+    seeded sample), ecgalign.attention.agreement."""
+    from ecgalign import atomic
+    from ecgalign.attention import agreement
+    from ecgalign.models import load_model
+
+    records = art.load_reports()
+    folds = test_folds()
+    rows = np.array([i for i, r in enumerate(records) if r["strat_fold"] in folds])
+    if not len(rows):
+        raise ProjectError(f"no record of {art.REPORTS} is in the test folds {folds}")
+    model = load_model(art.MODEL)
+    if model.config["encoder"] != "dual_attention":
+        raise ProjectError(f"--attention-agreement: {art.MODEL} holds a {model.config['encoder']} encoder, which "
+                           f"has no attention; retrain with ecg.encoder=dual_attention")
+    if len(rows) > n_records:
+        rows = np.sort(np.random.default_rng(0).choice(rows, n_records, replace=False))
+    signals = art.load_array(art.SIGNALS_ARRAY, len(records), "signals")
+    _, keys = statement_keys(model)
+    result = agreement(model, signals, rows, keys, steps=steps)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic.write_json(out_dir / "attention_agreement.json", result)
+    s, o = result["spearman"], result["top3_overlap"]
+    print(f"attention vs integrated gradients, {result['n_records']} test records: Spearman {s['mean']:+.3f} "
+          f"[{s['ci_low']:+.3f}, {s['ci_high']:+.3f}] (chance 0), top-3 overlap {o['mean']:.2f} "
+          f"[{o['ci_low']:.2f}, {o['ci_high']:.2f}] of 3 (chance {result['top3_overlap_chance']:.2f})")
+    print(f"wrote {out_dir / 'attention_agreement.json'}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("ecg_ids", type=int, nargs="*", metavar="ECG_ID")
@@ -123,11 +171,21 @@ def main() -> None:
     parser.add_argument("--dpi", type=int, default=150, help="printout resolution (default 150)")
     parser.add_argument("--statement-auc", type=Path, metavar="DIR",
                         help="write DIR/statements.json and DIR/statement_auc.png (test-fold AUC per statement)")
+    parser.add_argument("--attention", action="store_true",
+                        help="dual_attention models: colour the printout by each lead's temporal attention and "
+                             "write the 12 x 12 cross-lead map beside it (<plot>_leads.png)")
+    parser.add_argument("--attention-agreement", type=Path, metavar="DIR",
+                        help="write DIR/attention_agreement.json: rank agreement of attention and integrated "
+                             "gradients over the leads, on test-fold records")
+    parser.add_argument("--records", type=int, default=300,
+                        help="--attention-agreement: test records sampled (default 300)")
     args = parser.parse_args()
     if args.plot and len(args.ecg_ids) != 1:
         parser.error("--plot takes exactly one ECG_ID; use --plot-dir for several")
-    if not args.ecg_ids and not args.statement_auc:
-        parser.error("give an ECG_ID (or --statement-auc DIR)")
+    if not args.ecg_ids and not (args.statement_auc or args.attention_agreement):
+        parser.error("give an ECG_ID (or --statement-auc DIR, --attention-agreement DIR)")
+    if args.attention and (args.attribution or args.statement):
+        parser.error("--attention and --attribution/--statement colour the same printout: choose one")
     by_id = {r["ecg_id"]: r for r in art.load_reports()}
     for ecg_id in args.ecg_ids:
         if ecg_id not in by_id:
@@ -139,7 +197,7 @@ def main() -> None:
             p.parent.mkdir(parents=True, exist_ok=True)
         row_of = {ecg_id: row for row, ecg_id in enumerate(by_id)}
         plot_records(args.ecg_ids, paths, by_id, row_of, args.k, args.attribution, args.statement, args.steps,
-                     args.batch_size, args.dpi)
+                     args.batch_size, args.dpi, args.attention)
     else:
         for ecg_id in args.ecg_ids:
             print("\n".join([by_id[ecg_id]["report"], *free_text_lines(by_id[ecg_id])]))
@@ -151,6 +209,8 @@ def main() -> None:
                 print(format_nearest(nearest_statements(ecg_id, k=args.k)))
     if args.statement_auc:
         write_statement_auc(args.statement_auc)
+    if args.attention_agreement:
+        write_attention_agreement(args.attention_agreement, args.records, args.steps)
 
 
 if __name__ == "__main__":

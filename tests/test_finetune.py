@@ -446,3 +446,64 @@ def test_resume_key_changes_with_the_fine_tuning_code(records, tmp_path, monkeyp
 def test_the_code_in_the_resume_key_exists():
     import ecgalign.finetune as module
     assert len(module.CODE) == 5 and all(path.is_file() for path in module.CODE)
+
+
+# --- the study's risk-model options: event-stratified batches, batch-wise dropout ---------------------------------
+
+def test_with_2_percent_events_and_batch_64_every_batch_holds_an_event():
+    event = np.zeros(3200, bool)
+    event[np.random.default_rng(0).choice(3200, 64, replace=False)] = True       # 2 % events
+    batches = ft.event_batches(event, 64, 1, seed=0, epoch=1)
+    assert len(batches) == 50 and all(event[b].any() for b in batches)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(3200))         # every record once a pass
+    assert all(64 <= len(b) < 128 for b in batches)
+    again = ft.event_batches(event, 64, 1, seed=0, epoch=1)
+    assert all(np.array_equal(a, b) for a, b in zip(batches, again))              # seeded
+    assert not all(np.array_equal(a, b) for a, b in zip(batches, ft.event_batches(event, 64, 1, seed=0, epoch=2)))
+    plain = ft.epoch_batches(3200, 64, 1, seed=0, epoch=1)
+    assert not all(event[b].any() for b in plain)                                  # what the option fixes
+    few = np.zeros(640, bool)
+    few[:3] = True                                                                 # 3 events, 10 batches
+    assert all(few[b].any() for b in ft.event_batches(few, 64, 1, seed=0, epoch=1))
+    assert len(ft.event_batches(few, 64, 25, seed=0, epoch=1)) >= 25              # min_steps: more passes
+
+
+def test_batch_dropout_masks_the_same_features_for_the_whole_batch():
+    torch.manual_seed(0)
+    drop = ft.BatchDropout(0.5).train()
+    z = torch.ones(64, 200)
+    out = drop(z)
+    dropped = out[0] == 0
+    assert 0 < int(dropped.sum()) < 200
+    assert torch.equal(out == 0, dropped.expand(64, -1))                          # one mask across the batch
+    assert torch.allclose(out[:, ~dropped], torch.full_like(out[:, ~dropped], 2.0))
+    assert torch.equal(drop.eval()(z), z)
+    with pytest.raises(ValueError, match="must lie in"):
+        ft.BatchDropout(1.0)
+
+
+def test_risk_model_options_train_and_leave_classification_alone(records, tmp_path):
+    sig, _, folds = small(records, 200, step=2)
+    ids = list(range(1, len(sig) + 1))
+    synthetic.outcomes(ids, dependence=True).to_csv(tmp_path / "o.csv", index=False)
+    cfg = config(max_epochs=1, head_warmup_epochs=0, train_folds=[1, 2, 3, 4, 5, 6, 7], val_folds=[8],
+                 test_folds=[9, 10], event_batches=True, batch_dropout=0.2)
+    tasks = ft.outcome_task(read_outcomes(tmp_path / "o.csv", ids), folds, cfg, "o.csv")
+    results = ft.run_experiment(sig, tiny_model(sig), tasks, cfg, tmp_path / "state", inits=("aligned", "frozen"),
+                                log=lambda *a: None)
+    assert np.isfinite(results["outcome"]["aligned"]["val"])
+    net = ft.make_net("aligned", tiny_model(sig), 1, 0, dropout=0.2)
+    assert isinstance(net.head[0], ft.BatchDropout)
+    assert isinstance(ft.make_net("aligned", tiny_model(sig), 1, 0), ft.Net)
+    assert isinstance(ft.make_net("frozen", tiny_model(sig), 5, 0), torch.nn.Linear)
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("batch_dropout", 0.95, "finetune.batch_dropout = 0.95 is outside [0.0, 0.9]"),
+    ("event_batches", "yes", "finetune.event_batches must be bool"),
+])
+def test_risk_model_options_are_validated(key, value, message):
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["finetune"][key] = value
+    with pytest.raises(ParamsError, match=message.replace(".", r"\.").replace("[", r"\[")):
+        validate(raw)

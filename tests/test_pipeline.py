@@ -1,5 +1,6 @@
 """End to end: the repository copied into a temp dir, `git init`, `dvc repro`, artifacts checked, an experiment run."""
 import json
+import subprocess
 import sys
 
 import numpy as np
@@ -66,6 +67,11 @@ def test_study_configuration_runs_end_to_end(repo):
     """The study's method (dual_attention + cosine + reconstruction) through every stage: the reconstruction loss
     is logged per epoch and the test fold's reconstruction error per lead is in metrics/eval.json."""
     root, env = repo
+    refused = subprocess.run([sys.executable, "src/show_record.py", "1", "--plot", "out/a.png", "--attention"],
+                             cwd=root, env=env, capture_output=True, text=True)
+    assert refused.returncode != 0 and refused.stderr.strip().splitlines() == [
+        "error: --attention: data/model/model.pt holds a cnn1d encoder, which has no attention; retrain with "
+        "ecg.encoder=dual_attention"]
     run(["dvc", "exp", "run", "-S", "ecg.encoder=dual_attention", "-S", "train.loss=cosine",
          "-S", "train.recon_weight=1", "-S", "train.epochs=1"], root, env)
     train = json.loads((root / "metrics/train.json").read_text())
@@ -76,6 +82,14 @@ def test_study_configuration_runs_end_to_end(repo):
     per_lead = [metrics[f"reconstruction_mse_{lead}"] for lead in leads]
     assert metrics["reconstruction_mse"] == pytest.approx(np.mean(per_lead), abs=1e-5)
     assert np.isfinite(metrics["zero_shot_auc_macro"]) and np.isfinite(metrics["baseline_zero_shot_auc_macro"])
+    # the attention maps: each lead's temporal attention under its trace, the 12 x 12 cross-lead map beside it
+    run([sys.executable, "src/show_record.py", "1", "--plot", "out/ecg1.png", "--attention"], root, env)
+    assert (root / "out/ecg1.png").stat().st_size > 10_000 and (root / "out/ecg1_leads.png").stat().st_size > 5_000
+    shown = run([sys.executable, "src/show_record.py", "--attention-agreement", "out", "--records", "6",
+                 "--steps", "4"], root, env)
+    agreement = json.loads((root / "out/attention_agreement.json").read_text())
+    assert agreement["n_records"] == 6 and len(agreement["per_record"]["spearman"]) == 6
+    assert -1 <= agreement["spearman"]["mean"] <= 1 and "top-3 overlap" in shown
 
 
 def test_make_real_on_a_folder_without_records_leaves_the_workspace_alone(tmp_path, tiny_text_model):

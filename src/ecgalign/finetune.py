@@ -29,6 +29,10 @@ The protocol, the same for every init and fraction (the docs' fine-tuning page s
   labelled records alone would give noisy statistics): a random init at 16 records would otherwise be evaluated with
   running statistics that saw a handful of momentum updates.
 
+The risk model (a Cox head on a user's outcomes) has two options of the study's: `event_batches` stratifies every
+batch by event (event_batches; the Cox partial likelihood needs an event in the batch) and `batch_dropout` drops
+the same features of z for every record of a batch (BatchDropout); both off by default, unused by classification.
+
 The order of batches comes from (seed, epoch, pass) permutations split across ranks like a DistributedSampler (one
 replica on one process, N under torchrun: `batch_size` is the global batch). Resume: after every epoch
 data/finetune_state/last.pt holds the finished runs' results and the current run's model, optimiser, RNG states,
@@ -60,7 +64,8 @@ from .training import distributed, load_resume, resolve_device, rng_state, seed_
 INITS = ("aligned", "frozen", "random")
 CONFIG_KEYS = ("task", "label_fractions", "max_epochs", "patience", "min_steps_per_epoch", "head_warmup_epochs",
                "bn_records", "batch_size", "lr_grid", "weight_decay", "seed", "device", "train_folds", "val_folds",
-               "test_folds", "precision")
+               "test_folds", "precision", "event_batches", "batch_dropout")
+OPTIONAL_KEYS = {"event_batches": False, "batch_dropout": 0.0}   # added later: off unless given
 # The frozen init trains a linear head on z_ecg computed once, so a run takes seconds; at the encoder's learning rate
 # the head alone was still improving at max_epochs 10 in 21 of the first full-data grid's 27 frozen runs. It runs at
 # every lr of lr_grid times each of these factors.
@@ -77,6 +82,7 @@ def config_from_params(p) -> dict:
             "patience": f.patience, "min_steps_per_epoch": f.min_steps_per_epoch,
             "head_warmup_epochs": f.head_warmup_epochs, "bn_records": f.bn_records, "batch_size": f.batch_size,
             "lr_grid": list(f.lr_grid), "weight_decay": f.weight_decay, "seed": f.seed,
+            "event_batches": f.event_batches, "batch_dropout": f.batch_dropout,
             "device": p.train.device, "precision": f.precision, "train_folds": p.split.label_folds,
             "val_folds": list(p.split.val_folds), "test_folds": list(p.split.test_folds)}
 
@@ -164,15 +170,39 @@ def outcome_task(oc, folds, cfg: dict, source: str) -> dict:
                         **rows}}
 
 
+class BatchDropout(torch.nn.Module):
+    """Dropout whose mask is drawn once per batch and shared by every record in it (the study's batch-wise dropout
+    for the risk model): a Cox loss compares risk scores within a batch, and a per-record mask would add noise to
+    exactly those comparisons. Features are scaled by 1 / (1 - p) in training, untouched in eval mode."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"batch dropout p = {p} must lie in [0, 1)")
+        self.p = p
+
+    def forward(self, z):
+        if not self.training or self.p == 0:
+            return z
+        keep = (torch.rand(1, *z.shape[1:], device=z.device) >= self.p).to(z.dtype)
+        return z * keep / (1.0 - self.p)
+
+
+def head_on(head: torch.nn.Linear, dropout: float) -> torch.nn.Module:
+    """The head, behind a batch-wise dropout of its input when dropout > 0."""
+    return torch.nn.Sequential(BatchDropout(dropout), head) if dropout else head
+
+
 class Net(torch.nn.Module):
     """An ECG encoder (the aligned one or a random one; the AlignmentModel's normalisation and encode_ecg) and a
-    linear head on z_ecg. The alignment heads are kept but frozen (DDP needs every trained parameter used)."""
+    linear head on z_ecg (head_on: with batch-wise dropout when asked). The alignment heads are kept but frozen (DDP
+    needs every trained parameter used)."""
 
-    def __init__(self, base: AlignmentModel, head: torch.nn.Linear):
+    def __init__(self, base: AlignmentModel, head: torch.nn.Module):
         super().__init__()
         self.base, self.head = base, head
-        for module in (base.ecg_proj, base.text_proj):
-            if module is not None:   # a supervised control has no text head
+        for module in (base.ecg_proj, base.text_proj, base.decoder):
+            if module is not None:   # a supervised control has no text head; only recon_weight > 0 has a decoder
                 module.requires_grad_(False)
         base.logit_scale.requires_grad_(False)
 
@@ -245,6 +275,31 @@ def epoch_batches(n: int, batch_size: int, min_steps: int, seed: int, epoch: int
     return batches
 
 
+def event_batches(event: np.ndarray, batch_size: int, min_steps: int, seed: int, epoch: int, rank: int = 0,
+                  world: int = 1) -> list[np.ndarray]:
+    """epoch_batches for a Cox loss, stratified by event (finetune.event_batches): each pass splits a fresh
+    (seed, epoch, pass) permutation of the events and one of the censored records round-robin over
+    n // batch_size batches, so every batch holds its share of events (>= 1 whenever there are at least as many
+    events as batches; with fewer, the events are cycled so that every batch still holds one, some twice an epoch).
+    The Cox partial likelihood of a batch without an event is undefined (its loss is 0: nothing learnt). Every
+    record is in one batch a pass; batch sizes differ by at most one (n / (n // batch_size): batch_size to
+    2 x batch_size - 1 records), split across ranks (rank::world) under DDP."""
+    event = np.asarray(event, bool)
+    events, censored = np.flatnonzero(event), np.flatnonzero(~event)
+    k = max(1, len(event) // batch_size)
+    batches: list[np.ndarray] = []
+    for p in range(max(1, min_steps)):
+        g = np.random.default_rng([seed, epoch, p, 1])
+        ev, ce = g.permutation(events), g.permutation(censored)
+        if 0 < len(ev) < k:
+            ev = np.resize(ev, k)
+        order = np.concatenate([ev, ce])   # dealt round-robin: events first, so each batch gets its share
+        batches += [np.sort(order[b::k])[rank::world] for b in range(k)]
+        if len(batches) >= min_steps:
+            break
+    return batches
+
+
 def best_record(history: list[dict]) -> dict:
     """The epoch with the highest validation figure (the first of equals; NaN counts as worst)."""
     return max(history, key=lambda r: -np.inf if np.isnan(r["val"]) else r["val"])
@@ -308,8 +363,12 @@ def fit(net, inputs, target, train_rows, val_rows, kind: str, cfg: dict, lr: flo
                 recalibrate_bn(model, inputs, calibration, device)
             model.base.train(len(calibration) == 0)
         total, n_seen = 0.0, 0
-        batches = epoch_batches(len(train_rows), cfg["batch_size"], cfg["min_steps_per_epoch"], cfg["seed"], epoch,
-                                rank, world)
+        if kind == "cox" and cfg.get("event_batches"):
+            batches = event_batches(np.asarray(target)[train_rows, 1] > 0, cfg["batch_size"],
+                                    cfg["min_steps_per_epoch"], cfg["seed"], epoch, rank, world)
+        else:
+            batches = epoch_batches(len(train_rows), cfg["batch_size"], cfg["min_steps_per_epoch"], cfg["seed"],
+                                    epoch, rank, world)
         for positions in tqdm(batches, desc=f"  epoch {epoch}", leave=False, disable=rank != 0):
             rows = np.sort(train_rows[positions])
             x = read_rows(inputs, rows).to(device)
@@ -368,14 +427,16 @@ def lr_grid_of(cfg: dict, init: str) -> list[float]:
     return sorted({float(f"{lr * k:.6g}") for lr in cfg["lr_grid"] for k in FROZEN_LR_FACTORS})
 
 
-def make_net(init: str, pretrained: AlignmentModel, out_dim: int, seed: int) -> torch.nn.Module:
+def make_net(init: str, pretrained: AlignmentModel, out_dim: int, seed: int, dropout: float = 0.0) -> torch.nn.Module:
     """The net of an init, freshly seeded. The head starts at zero for every init: its first steps move along the
     difference of the class means of z_ecg (a random head would start anywhere and, at a small lr, stay there);
-    the head-only warm-up (fit) gives the encoder a trained head to take its gradient through."""
+    the head-only warm-up (fit) gives the encoder a trained head to take its gradient through. dropout > 0: a
+    batch-wise dropout on z before the head (BatchDropout)."""
     seed_everything(seed)
-    head = torch.nn.Linear(pretrained.config["embed_dim"], out_dim)
-    torch.nn.init.zeros_(head.weight)
-    torch.nn.init.zeros_(head.bias)
+    linear = torch.nn.Linear(pretrained.config["embed_dim"], out_dim)
+    torch.nn.init.zeros_(linear.weight)
+    torch.nn.init.zeros_(linear.bias)
+    head = head_on(linear, dropout)
     if init == "frozen":
         return head
     if init == "random":
@@ -417,7 +478,7 @@ def run_experiment(signals, pretrained: AlignmentModel, tasks: dict, cfg: dict, 
     rank, world = distributed()
     log = log if rank == 0 else (lambda *a, **k: None)
     device = resolve_device(cfg["device"], int(os.environ.get("LOCAL_RANK", 0)))
-    cfg = {**cfg, "precision": resolve_precision(cfg["precision"], device)}
+    cfg = {**OPTIONAL_KEYS, **cfg, "precision": resolve_precision(cfg["precision"], device)}
     pretrained = unwrap(pretrained).to(device).eval()
     key = fingerprint({**{k: cfg[k] for k in CONFIG_KEYS}, "inits": list(inits)}, pretrained, signals, tasks, world)
     path = Path(state_dir) / "last.pt"
@@ -435,7 +496,8 @@ def run_experiment(signals, pretrained: AlignmentModel, tasks: dict, cfg: dict, 
                     log(f"{run}: {len(t['train'])} training, {len(t['val'])} validation, {len(t['test'])} test "
                         f"records")
                     out_dim = 1 if t["kind"] == "cox" else t["target"].shape[1]   # Cox: one risk score
-                    net = make_net(init, pretrained, out_dim, cfg["seed"]).to(device)
+                    dropout = cfg["batch_dropout"] if t["kind"] == "cox" else 0.0   # the risk model's option
+                    net = make_net(init, pretrained, out_dim, cfg["seed"], dropout).to(device)
                     inputs = signals
                     if init == "frozen":
                         if features is None:   # z_ecg of the frozen aligned encoder, computed once for every row used

@@ -191,6 +191,8 @@ class Finetune:
     outcomes: str
     on_error: Literal["raise", "skip"]
     precision: Literal[PRECISIONS]
+    event_batches: bool
+    batch_dropout: float = between(0.0, 0.9)
 
 
 @dataclass(frozen=True)
