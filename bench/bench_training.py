@@ -2,7 +2,7 @@
 
     python bench/bench_training.py [--steps 20] [--records 2048] [--batch 64] [--threads 2] [--variants]
 
-Prints, per encoder (cnn1d, xresnet1d):
+Prints, per encoder (cnn1d, xresnet1d, dual_attention, and "study": dual_attention + the reconstruction decoder):
 - the multiply-adds of one training step (forward + backward, counted by torch.utils.flop_counter.FlopCounterMode:
   convolutions and matrix products, which are nearly all of the work; elementwise ops are not counted);
 - the step time at batch 64 (min and median over the steps; batches read from a memory-mapped signals.npy, the
@@ -125,8 +125,11 @@ class Stepper:
             torch.set_num_threads(self.threads)
         try:
             with self.context() if self.context else contextlib.nullcontext():
-                e_ecg, e_text = self.forward(x, t)
-                loss = alignment_objective("infonce", e_ecg.float(), e_text.float(), self.model.scale(), i)
+                recon = self.model.decoder is not None   # "study": + the reconstruction term
+                out = self.forward(x, t, reconstruct=True) if recon else self.forward(x, t)
+                loss = alignment_objective("infonce", out[0].float(), out[1].float(), self.model.scale(), i)
+                if recon:
+                    loss = loss + out[2].float().mean()
             self.opt.zero_grad()
             loss.backward()
             self.opt.step()
@@ -136,10 +139,17 @@ class Stepper:
         return loss
 
 
-def step_flops(encoder, batch, T=1000) -> int:
+def model_of(name: str, width: int = 4, T: int = 1000):
+    """The benched model: cnn1d, xresnet1d, dual_attention (ecg.width `width`), or study (dual_attention + the
+    reconstruction decoder, train.recon_weight > 0)."""
+    encoder = "dual_attention" if name == "study" else name
+    return build_model(encoder, 256, 384, 128, length=T, width=width, reconstruct=name == "study")
+
+
+def step_flops(encoder, batch, T=1000, width: int = 4) -> int:
     """FLOPs (2 per multiply-add) of one training step: forward + backward, counted."""
     torch.manual_seed(0)
-    s = Stepper(build_model(encoder, 256, 384, 128))
+    s = Stepper(model_of(encoder, width, T))
     x, t, i = torch.randn(batch, 12, T), torch.randn(batch, 384), torch.arange(batch)
     with FlopCounterMode(display=False) as counter:
         s.step(x, t, i)
@@ -173,7 +183,10 @@ def main():
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--fma-units", type=int, default=2)
-    ap.add_argument("--encoders", default="cnn1d,xresnet1d")
+    ap.add_argument("--encoders", default="cnn1d,xresnet1d,dual_attention,study",
+                    help="cnn1d, xresnet1d, dual_attention, study (dual_attention + reconstruction decoder)")
+    ap.add_argument("--width", type=int, default=4, help="ecg.width of dual_attention and the decoder (default 4, "
+                                                         "the study's)")
     ap.add_argument("--variants", action="store_true")
     ap.add_argument("--skip-base", action="store_true", help="only the variants")
     ap.add_argument("--layout", action="store_true", help="thread count x OpenMP wait policy, one process each")
@@ -211,10 +224,11 @@ def main():
 
 
 def bench_encoder(encoder, data, batches, args, peak):
-    name = encoder if encoder == "cnn1d" else f"{encoder} ({XRESNET_DEFAULT})"
-    flops = step_flops(encoder, args.batch)
+    name = {"xresnet1d": f"xresnet1d ({XRESNET_DEFAULT})", "dual_attention": f"dual_attention (width {args.width})",
+            "study": f"study: dual_attention (width {args.width}) + decoder"}.get(encoder, encoder)
+    flops = step_flops(encoder, args.batch, width=args.width)
     torch.manual_seed(0)
-    model = build_model(encoder, 256, 384, 128)
+    model = model_of(encoder, args.width)
     steppers = {k: Stepper(copy.deepcopy(model)) for k in ("memmap", "preloaded", "augment", "augment_nocrop")}
     steppers["bf16"] = Stepper(copy.deepcopy(model), context=lambda: autocast(torch.device("cpu"), "bf16"))
     preloaded = {id(b): data[b] for b in batches}
@@ -266,7 +280,7 @@ def bench_encoder(encoder, data, batches, args, peak):
 def bench_variants(encoder, data, batches, args, peak):
     """Eager baseline vs the alternatives, interleaved, identical models and batches; batch size 32/128 apart."""
     torch.manual_seed(0)
-    model = build_model(encoder, 256, 384, 128)
+    model = model_of(encoder, args.width)
     preloaded = {id(b): data[b] for b in batches}
     steppers = {"eager (baseline)": Stepper(copy.deepcopy(model)),
                 "oneDNN off": Stepper(copy.deepcopy(model), context=lambda: torch.backends.mkldnn.flags(False)),
@@ -302,7 +316,7 @@ def bench_variants(encoder, data, batches, args, peak):
 def child(args):
     """--child: the eager step on pre-loaded random batches, timed; prints 'min <s> median <s>'."""
     torch.manual_seed(0)
-    s = Stepper(build_model(args.encoders.split(",")[0], 256, 384, 128))
+    s = Stepper(model_of(args.encoders.split(",")[0], args.width))
     x, t, i = torch.randn(args.batch, 12, 1000), torch.randn(args.batch, 384), torch.arange(args.batch)
     ts = interleaved({"step": lambda b: s.step(x, t, i)}, list(range(args.steps + 2)))["step"]
     print(f"min {min(ts):.4f} median {float(np.median(ts)):.4f}")

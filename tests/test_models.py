@@ -173,3 +173,15 @@ def test_a_model_without_the_term_has_no_decoder_and_the_old_config():
     assert plain.decoder is None and "length" not in plain.config and "reconstruct" not in plain.config
     with pytest.raises(ValueError, match="needs the signal length"):
         build_model("dual_attention", 16, 8, 4)
+
+
+def test_dual_attention_and_the_decoder_take_cropped_records():
+    """augment.crop shortens training batches: the network pads them to its length, the decoder's error is over the
+    samples given; a longer record than the network was built for is refused."""
+    torch.manual_seed(0)
+    model = build_model("dual_attention", 32, 8, 4, length=1000, reconstruct=True).eval()
+    with torch.no_grad():
+        e, _, err = model(torch.randn(2, 12, 800), torch.randn(2, 8), reconstruct=True)
+    assert e.shape == (2, 4) and err.shape == (2, 12)
+    with pytest.raises(ValueError, match="longer than the 1000"):
+        model.encode_ecg(torch.randn(1, 12, 1100))

@@ -229,7 +229,10 @@ class DualAttention(nn.Module):
         b, n_leads, t = x.shape
         if self.pool > 1:
             x = F.avg_pool1d(x, self.pool, ceil_mode=True)
-        x = F.pad(x, (0, padded(x.shape[-1]) - x.shape[-1]))
+        if x.shape[-1] > self.tokens * DOWNSAMPLE:
+            raise ValueError(f"a record of {t} samples is longer than the {self.length} this dual_attention "
+                             f"encoder was built for")
+        x = F.pad(x, (0, self.tokens * DOWNSAMPLE - x.shape[-1]))   # shorter records (augment.crop) padded too
         h = self.stem(x).view(b * n_leads, self.width, -1)       # stem channels are grouped lead by lead
         h = self.blocks(h)                                         # [B*L, d, tokens]
         d, tokens = h.shape[1:]

@@ -160,7 +160,7 @@ class AlignmentModel(nn.Module):
             raise CheckpointError("this model has no decoder: it was trained with train.recon_weight = 0")
         xn = self.normalise(x)
         z = self.encoder(xn) if z is None else z
-        return ((self.decoder(z).float() - xn.float()) ** 2).mean(dim=-1)
+        return ((self.decoder(z)[..., : xn.shape[-1]].float() - xn.float()) ** 2).mean(dim=-1)   # crops: their start
 
     def project_ecg(self, z):
         return self.ecg_proj(z)
