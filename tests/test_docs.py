@@ -2,6 +2,7 @@
 #anchor of one of its headings), every docs page is reachable from the README, and the README stays a front page."""
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from pathlib import Path
@@ -106,3 +107,76 @@ def test_slug_matches_github_anchors():
         "encoders-losses-and-training-ecg-train-split"
     assert slug("Retrieval: what the model beats") == "retrieval-what-the-model-beats"
     assert slug("The 0.0 policy (`text.zero_likelihood`)") == "the-00-policy-textzero_likelihood"
+
+
+BLOCK = re.compile(r"<!-- results:begin -->(.*?)<!-- results:end -->", re.S)
+FIGURE = re.compile(r"(?<![\w.])[+\-−]?(\d+\.\d{3})(?!\d)")
+READING = re.compile(r"^(#+) .*\b(says?|in brief)\b.*$", re.M | re.I)
+CITED = re.compile(r"`((?:src|docs|bench|tests|results|metrics|\.ci)/[\w./-]*\w|experiments[\w-]*\.yaml|params\.yaml|"
+                   r"dvc\.yaml|Makefile|requirements\.txt)`")
+
+
+def reference_levels(value, key: str = "") -> list[float]:
+    """The chance and majority levels of retrieval (keys *_chance_* / *_majority_*) anywhere in a results file."""
+    if isinstance(value, dict):
+        return [x for k, v in value.items() for x in reference_levels(v, k)]
+    if isinstance(value, list):
+        return [x for v in value for x in reference_levels(v, key)]
+    return [value] if isinstance(value, float) and ("_chance_" in key or "_majority_" in key) else []
+
+
+def generated_figures(root: Path) -> set[str]:
+    """Every figure (three decimals, sign dropped) of the generated results blocks of the README and the docs, and the
+    retrieval reference levels (chance, majority) of the grids' collected results, rounded to three decimals."""
+    cells = {f for p in pages(root) for block in BLOCK.findall(p.read_text(encoding="utf-8"))
+             for f in FIGURE.findall(block)}
+    return cells | {f"{x:.3f}" for p in sorted((root / "results").glob("*.json"))
+                    for x in reference_levels(json.loads(p.read_text(encoding="utf-8")))}
+
+
+def readings(text: str) -> str:
+    """The sections that read the results in prose ("What the figures say", "Results in brief", ...), each up to the
+    next heading of its level or above."""
+    parts = []
+    for m in READING.finditer(text):
+        level = len(m.group(1))
+        end = re.compile(rf"^#{{1,{level}}} ", re.M).search(text, m.end())
+        parts.append(text[m.end():end.start() if end else len(text)])
+    return "".join(parts)
+
+
+def unsourced_figures(root: Path) -> list[str]:
+    """Figures quoted in a reading section that no generated block holds, as 'page: figure'."""
+    known = generated_figures(root)
+    return [f"{p.name}: {f}" for p in pages(root) for f in FIGURE.findall(readings(p.read_text(encoding="utf-8")))
+            if f not in known]
+
+
+def missing_cited_files(root: Path) -> list[str]:
+    """Repository files named in `code` in the README and the docs that do not exist, as 'page: path'."""
+    return [f"{p.name}: {c}" for p in pages(root) for c in CITED.findall(p.read_text(encoding="utf-8"))
+            if not any(ch in c for ch in "*<{") and not (root / c).exists()]
+
+
+def test_every_figure_the_readings_quote_is_a_cell_of_a_generated_block():
+    bad = unsourced_figures(REPO)
+    assert not bad, ("figures in a reading of the results that no generated block holds (quote the block, or "
+                     "regenerate it with `make results`):\n" + "\n".join(bad))
+
+
+def test_every_file_the_readme_and_the_docs_name_exists():
+    bad = missing_cited_files(REPO)
+    assert not bad, "files named in the README or the docs that do not exist:\n" + "\n".join(bad)
+
+
+def test_the_figure_checker_finds_a_figure_no_block_holds_and_a_missing_file(tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "grid.json").write_text('{"experiments": [{"metrics": {"ecg_to_text_majority_r1": 0.3594,'
+                                                    ' "ecg_to_text_r1": 0.777}}]}')
+    (tmp_path / "README.md").write_text(
+        "# t\n<!-- results:begin -->\n| infonce | 0.860 ± 0.013 | +0.390 [+0.381, +0.400] |\n<!-- results:end -->\n"
+        "### What the figures say\nzero-shot 0.860, −0.390 [−0.381, +0.400], majority 0.359, typo 0.861, run 0.777.\n"
+        "## Elsewhere\nnot a reading: 0.123, see `src/missing.py` and `results/grid.json`.\n")
+    assert unsourced_figures(tmp_path) == ["README.md: 0.861", "README.md: 0.777"]
+    assert missing_cited_files(tmp_path) == ["README.md: src/missing.py"]
