@@ -2,6 +2,7 @@
 hand against the glossary's clinical meaning), the spelling rules, the drops, unknown words, bad input, and coverage on
 the full PTB-XL table."""
 import math
+import re
 
 import pandas as pd
 import pytest
@@ -136,6 +137,120 @@ ENGLISH = [
     "v2-6. findings are likely to be due to ischaemic heart disease.",
 ]
 
+# (ecg_id, a real report of ptbxl_database.csv as written, its English): reports that an earlier table got wrong in
+# meaning, each checked by hand. "ob" is "o.B." (ohne Befund), "es" is Extrasystolen, "belastung" alone is the exercise
+# test, "hgersidigt" is a mis-encoded "högersidigt" (right), and a word broken across a line with "- " is one word.
+CORRECTED = [
+    # ob: all 7 reports of the table that have it mean "o.B."
+    (1481, 'sinusrhythmus ob', 'sinus rhythm unremarkable'),
+    (9410, 'sinusrhythmus qrs(t) abnormal fehlendes r in v2 sonst ob',
+     'sinus rhythm abnormal qrs(t) absent r in v2 otherwise unremarkable'),
+    (13472, 'sinusrhythmus schulterartige st-hebung v3 sonst ob',
+     'sinus rhythm shoulder-like st elevation v3 otherwise unremarkable'),
+    (71, 'sinusrhythmus normales ekg ergo:  225 watt  ob  insbes. kein neg  t Über der brustwand.',
+     'sinus rhythm normal ecg exercise test: 225 watt unremarkable in particular no negative t over the chest wall.'),
+    # es: Extrasystolen, after "ventr.", "supraventr.", "vorhof(s)", "ventrikuläre(n)", and in "sv-es"
+    (1729, 'sinusrhythmus lagetyp normal qrs(t) abnormal vorhof es st & t abnormal, wahrscheinlich    anterolaterale '
+           'ischÄmie oder linksbelastung pathologisch',
+     'sinus rhythm normal axis abnormal qrs(t) atrial extrasystoles abnormal st-t, probable anterolateral ischaemia or '
+     'left ventricular strain abnormal'),
+    (4916, 'vorhofflimmern normokard llt uniforme ventr.es  lvh sicher st-senkung v5,v6 pathologisches ekg',
+     'atrial fibrillation normocardic left axis uniform ventricular extrasystoles lvh definite st depression v5,v6 '
+     'abnormal ecg'),
+    (14205, 'sinusrhythmus slt supraventr. es: vorhofs-es u-welle v2-5 wahrscheinlich normales ekg',
+     'sinus rhythm vertical axis supraventricular extrasystoles: atrial extrasystoles u wave v2-5 probable normal ecg'),
+    (12028, 'supraventrikulÄre extrasystole(n) vorhofs - es sinusrhythmus lagetyp normal intraventr. leitungsstoerung '
+            'iii, f                     t- veraenderungen hoch in v2, v3, flach in v1           verglichen mit ekg vom '
+            '18.4.93: ventr.es (einzelne ) ekg pathologis',
+     'supraventricular extrasystole(s) atrial extrasystoles sinus rhythm normal axis intraventricular conduction '
+     'disturbance iii, f t wave changes high in v2, v3, flat in v1 compared with ecg from 18.4.93: ventricular '
+     'extrasystoles (isolated) ecg abnormal'),
+    (16887, 'sinustachykardie linkstyp ventrikulaere es uniform > 5 / min schenkelblock links anteriorer hemiblock '
+            'intraventr. leitungsstoerung iii,l,f ekg pathologisch',
+     'sinus tachycardia left axis ventricular extrasystoles uniform > 5 / min bundle branch block left anterior '
+     'fascicular block intraventricular conduction disturbance iii, l, f abnormal ecg'),
+    (13335, 'sinusbradykardie llt sv-es st-hebung in v1-3 grenzwertiger av-block 1 mangelhafte r-progression in v1-3 '
+            'grenzbefund',
+     'sinus bradycardia left axis supraventricular extrasystoles st elevation in v1-3 borderline av block 1 poor r '
+     'progression in v1-3 borderline ecg'),
+    (10360, 'multiforme ventrikulÄre extrasystolen   2er salven, bigeminus vollstÄndiger rechts schenkelblock sagitaltyp',
+     'multiform ventricular extrasystoles 2 beat salvos, bigeminy complete right bundle branch block sagittal axis'),
+    # belastung: the exercise test; a heart's strain is a compound (rechtsherzbelastung)
+    (18868, 'ruhe-ekg zur belastung: normal belastung normal',
+     'resting ecg for the exercise test: normal exercise normal'),
+    (19948, 'ruhe-ekg zur belastung: normal belastungs-ekg : normal',
+     'resting ecg for the exercise test: normal exercise ecg: normal'),
+    (8140, 'ruhe-ekg zur ergometrie: normales ekg normales ekg unter belastung maximale belastung '
+           'soll-arbeitskapazitÄt Überschritten',
+     'resting ecg for the exercise test: normal ecg normal ecg during exercise maximal exercise target work capacity '
+     'exceeded'),
+    (12131, 'ruhe-ekg zur ergometrie: mlt, biphasische t Über inferior und gesamter vorder- wand. abwechselnd zeigt sich '
+            'ein totaler lsb. (sitzend) keine belastung.',
+     'resting ecg for the exercise test: left axis, biphasic t over inferior and entire anterior wall. alternating '
+     'shows a complete left bundle branch block. (sitting) no exercise.'),
+    (5334, 'sinusrhythmus linkslagetyp, uebergangszone verschoben nach rechts v2 av-block 1. grades vorhofsÜberelastung '
+           'rechts mÖglich st-senkung ii,iii,avf,v4-5 t-verÄnderungen neg v1-6 pathologisches ekg periphere low-voltage '
+           'rechtsherzbelastung',
+     'sinus rhythm left axis, transition zone displaced after right v2 av block 1. degree atrial overload right '
+     'possible st depression ii, iii, avf, v4-5 t wave changes negative v1-6 abnormal ecg peripheral low voltage right '
+     'heart strain'),
+    # Swedish sides: höger / högersidigt (also mis-encoded "hgersidigt") right, vänster / vänstersidigt left
+    (507, 'sinusbradykardi inkomplett hgersidigt skÄnkelblock patologisk q-vÅg i avl, sÅsom vid  gammal hÖg lateral '
+          'myokardskada.',
+     'sinus bradycardia incomplete right bundle branch block abnormal q wave i avl, consistent with old high lateral '
+     'myocardial injury.'),
+    (3889, 'sinusrytm hÖger el-axel vÄnstersidigt skÄnkelblock',
+     'sinus rhythm right axis deviation left bundle branch block'),
+    (192, 'sinusrytm hÖgersidigt skÄnkelblock', 'sinus rhythm right bundle branch block'),
+    (11897, 'sinusrytm lÄtt vÄnsterstÄlld el-axel inkomplett hÖgersidigt skÄnkelblock',
+     'sinus rhythm slight left axis deviation incomplete right bundle branch block'),
+    # lungenembolie, leicht, starre
+    (9310, 'sinusrhythmus mittellagetyp intraventr. leitungsstÖrung in iii normales ekg siqiii-typ (verdacht auf '
+           'periphere lungenembolie)',
+     'sinus rhythm normal axis intraventricular conduction disturbance in iii normal ecg siqiii pattern (suspected '
+     'peripheral pulmonary embolism)'),
+    (9573, 'supraventrikulÄre extrasystole(n) sinusrhythmus ueberdrehter linkstyp linksanteriorer hemiblock '
+           'linkshypertrophie mÖglich intraventr. leitungsstÖrung in iii,avl st-hebung in v1-v3 leicht verzÖgerte '
+           'r-progression in v1-v3, lah path. ekg',
+     'supraventricular extrasystole(s) sinus rhythm left axis deviation left anterior fascicular block left '
+     'ventricular hypertrophy, possible intraventricular conduction disturbance in iii, avl st elevation in v1-v3 '
+     'slightly delayed r progression in v1-v3, left anterior fascicular block abnormal ecg'),
+    (8212, 'sinusrhythmus llt starre st: i,iii,avl,avf t-veraenderungen: neg. in v4-6 inferior                   '
+           'abgeflacht in v2,3 pathologisches ekg',
+     'sinus rhythm left axis rigid st: i, iii, avl, avf t wave changes: negative. in v4-6 inferior flattened in v2,3 '
+     'abnormal ecg'),
+    # words broken across a line: joined ("extre- mitätenableitungen", "kammar- belastning") or closed on their
+    # hyphen ("t- veraenderungen", "vorhofs- es"); a suspended compound ("myokard- oder") stays
+    (19204, 'sinusrhythmus lagetyp normal periphere niederspannung t biphasisch in v1-4, biphasisch bis flach in extre- '
+            'mitÄtenableitungen qt verlÄngert (0,44-0,52)',
+     'sinus rhythm normal axis low limb lead voltage t biphasic in v1-4, biphasic to flat in limb leads qt prolonged '
+     '(0,44 - 0,52)'),
+    (1457, 'sinusrytm gammal inferior infarkt lÄtta st-t fÖrÄndringar anterolateralt sÅsom vid ischemi eller vÄnster '
+           'kammar- belastning.',
+     'sinus rhythm old inferior infarction slight st-t changes anterolateral consistent with ischaemia or left '
+     'ventricular strain.'),
+    (2582, 'sinusrytm a-v block i extrem vÄnster el-axel sÅsom vid vÄnster frÄmre hemiblock gammal anteroseptal infarkt '
+           'och hÖg lateral infarkt t-fÖrÄndringar anteriort sÅsom vid subendo- kardiell myokardaffektion, troligen '
+           'fÄrsk! st-t fÖrÄndringar lateralt sÅsom vid',
+     'sinus rhythm first degree av block extreme left axis deviation consistent with left anterior fascicular block '
+     'old anteroseptal infarction and high lateral infarction t wave changes anterior consistent with subendocardial '
+     'myocardial involvement, probably recent! st-t changes lateral consistent with'),
+    (20081, 'sinusrhythmus ueberdrehter linkstyp niederspannungs-ekg av-block 1.grades chron. inferiorer infarkt mÖglich '
+            'v4-elektrode rechtsprÄkordial: qs spricht fÜr durch- gemachten rechtsherzinfarkt',
+     'sinus rhythm left axis deviation low voltage ecg first degree av block chronic inferior infarction, possible '
+     'v4 - electrode right precordial: qs suggests previous right ventricular infarction'),
+    (3554, 'sinusrhythmus lagetyp normal t- veraenderungen hoch v2, v3 ekg normal',
+     'sinus rhythm normal axis t wave changes high v2, v3 ecg normal'),
+    (2718, 'supraventr. extrasystolen vorhofs- es                   intraventr. leitungsstoerung i, ii, g, r           '
+           '     sinusrhythmus t- veraenderungen flach in iii                          linkstyp grenzbefund',
+     'supraventricular extrasystoles atrial extrasystoles intraventricular conduction disturbance i, ii, g, r sinus '
+     'rhythm t wave changes flat in iii left axis borderline ecg'),
+    (800, 'unregelmÄssiger rhythmus, keine p-welle erkannt vorhofflattern st & t abnormal, mÖglicherweise neuer    '
+          'inferiorer myokard- oder perikardschaden pathologisch',
+     'irregular rhythm, no p wave detected atrial flutter abnormal st-t, possibly new inferior myocardial or '
+     'pericardial injury abnormal'),
+]
+
 
 @pytest.fixture(scope="module")
 def tr():
@@ -228,6 +343,64 @@ def test_swedish(tr):
         "sinus rhythm left axis deviation intraventricular conduction delay"
 
 
+# reports an earlier table got wrong in meaning -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("ecg_id, german, english", CORRECTED, ids=[str(i) for i, _, _ in CORRECTED])
+def test_corrected_reports_translate_exactly(tr, ecg_id, german, english):
+    t = tr.translate(german)
+    assert t.text == english
+    assert t.translated > 0
+
+
+def test_corrected_reports_are_the_tables_reports(ptbxl_metadata):
+    table = pd.read_csv(ptbxl_metadata / "ptbxl_database.csv", usecols=["ecg_id", "report"]).set_index("ecg_id")
+    assert [i for i, g, _ in CORRECTED if table.at[i, "report"] != g] == []
+    assert len({g for _, g, _ in CORRECTED}) == len(CORRECTED)
+
+
+def test_a_broken_line_is_joined_in_a_real_report(tr):
+    # ecg_id 2767: "rechtsschen- kelblock" is "rechtsschenkelblock" broken across a line
+    report = ('ruhe ekg zur ergometrie: normokarder sr , linkslagetyp, partieller rechtsschen- kelblock. in sitzender '
+              'position biphasische/negative t in v1-4 ergometrie: der patient leistet Über 2 min. 200 watt(soll:190) '
+              'adÄquates bd- und pulsverhalten, keine ischÄmieze')
+    t = tr.translate(report)
+    assert "normocardic sinus rhythm, left axis, partial right bundle branch block. in sitting position" in t.text
+    # "bd- und pulsverhalten" (Blutdruck- und Pulsverhalten) is a suspended compound, not a broken word
+    assert "adequate blood pressure and pulse response" in t.text
+    assert not t.unknown
+
+
+def test_a_dash_a_minus_and_unknown_breaks_stay(tr):
+    assert tr.translate("st-hebung v1 - v3").text == "st elevation v1 - v3"
+    assert translate._rejoin("myokard- oder perikardschaden", tr.table) == "myokard- oder perikardschaden"
+    assert translate._rejoin("blubber- wort", tr.table) == "blubber- wort"
+    assert translate._rejoin("rechtsschen- kelblock t- veraenderungen", tr.table) == \
+        "rechtsschenkelblock t-veraenderungen"
+    # a report without a German word stays its normalised self, line break and all (ecg_id 10053)
+    english = ("sinus rhythm. pr interval is short and delta waves are present. these features indicate the "
+               "wolff-parkinson-white syndrome. patients may be prone to bouts of paroxysmal supra- ventricular "
+               "tachyarrhythmias.")
+    assert tr.translate(english).text == english
+
+
+def test_ob_es_and_belastung_in_every_report_of_the_table(tr, ptbxl_metadata):
+    """Over the full table: every report with the word "ob" (7) says "unremarkable"; every report with "es" (46,
+    alone or ending a compound such as "vorhof-es"; all mean Extrasystolen) says "extrasystoles" and no "it"; every
+    report with "belastung" alone (12, all about the exercise test) says "exercise" and not "under strain"."""
+    reports = pd.read_csv(ptbxl_metadata / "ptbxl_database.csv", usecols=["report"])["report"].dropna()
+
+    def having(word):   # the word on its own or at the end of a compound ("vorhof-es")
+        return [r for r in reports if re.search(rf"\b{word}\b", translate.normalise(r))]
+    ob, es, belastung = having("ob"), having("es"), having("belastung")
+    assert (len(ob), len(es), len(belastung)) == (7, 46, 12)
+    for r in ob:
+        assert "unremarkable" in tr.translate(r).text.split() and "whether" not in tr.translate(r).text.split()
+    for r in es:
+        assert "extrasystoles" in tr.translate(r).text and "it" not in tr.translate(r).text.split()
+    for r in belastung:
+        assert "exercise" in tr.translate(r).text and "under strain" not in tr.translate(r).text
+
+
 # bad input -----------------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("report, n_words, version_tags", [("", 0, 0), ("   ", 0, 0), ("4.46", 0, 1),
@@ -313,7 +486,8 @@ def test_coverage_on_the_full_table(ptbxl_metadata):
     out = add_free_text(records, db, tr)
     m = translate.coverage(out)
     assert len(records) == 21837 and len({r["report_de"] for r in records}) == 9883
-    assert m["n_word_tokens"] == 247202 and m["n_version_tags_dropped"] == 7062
+    # 246,968 word tokens: words broken across a line ("rechtsschen- kelblock") count once
+    assert m["n_word_tokens"] == 246968 and m["n_version_tags_dropped"] == 7062
     assert m["share_unknown"] <= 0.005, m["top_unknown"][:20]
     assert m["share_translated"] > 0.5 and m["share_english"] > 0.4
     # unknown words are real leftovers (typos, cut-off words), never entries of the table

@@ -10,6 +10,11 @@ into English with the phrase table data/report_glossary.tsv (shipped inside the 
 - Tokens: words (with inner hyphens, slashes, brackets and apostrophes: "qrs(t)", "a-v", "vorhofflimmern/-flattern"),
   abbreviations with dots that the table lists ("unbest.", "st.n."), lead lists ("v4,5,6", "v3-4-5-6", "v2-v6"),
   numbers ("100", "11:7:92") and punctuation.
+- Line breaks: a word that the report's source broke across a line with "- " is rejoined before tokenising, when the
+  rejoined word is a word of the table: without the hyphen if that is one ("rechtsschen- kelblock" ->
+  "rechtsschenkelblock", "vorder- wand" -> "vorderwand"), else with it ("t- veraenderungen" -> "t-veraenderungen",
+  "vorhofs- es" -> "vorhofs-es"). Every other "- " stays: a suspended compound ("myokard- oder perikardschaden"), a
+  dash or a minus ("v1 - v4"), a break the table does not know.
 - Matching: the longest phrase of the table that starts at a token wins, then the next token is tried. Keys are
   compared in a folded spelling: ä/ö/ü/ß and ae/oe/ue/ss are the same ("ueberdrehter" = "überdrehter"); a "#" that
   stands for a lost umlaut ("f#r", "#bergang") is read as ü, ä or ö, whichever gives a word of the table.
@@ -45,6 +50,8 @@ NUMBER = re.compile(r"\d+(?:[.,:/]\d+)*")
 # a word starts with a letter (or a "#" for a lost umlaut); inside: letters, digits, - / ' + and short bracketed
 # endings such as qrs(t), extrasystole(n), contraction(s)
 WORD = re.compile(r"(?:[^\W\d_]|#)(?:[\w#\-/'+]|\([^\W\d_]{1,3}\))*")
+# a line break inside a word: two runs of letters (or "#") around "- "
+BROKEN = re.compile(r"((?:[^\W\d_]|#)+)- ((?:[^\W\d_]|#)+)")
 PUNCT_CLOSE = set(".,;:!?)")
 FOLD = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "é": "e", "è": "e"})
 TOP_UNKNOWN = 30
@@ -150,6 +157,18 @@ def _resolve_hash(word: str, table) -> str:
     return word
 
 
+def _rejoin(text: str, table) -> str:
+    """Words broken across a line with "- " put back together, where the table knows the result: the two parts
+    joined ("rechtsschen- kelblock" -> "rechtsschenkelblock"), else joined by their hyphen ("t- veraenderungen" ->
+    "t-veraenderungen"); any other "- " (a suspended compound "myokard- oder", a dash) is kept as it is."""
+    def close(m: re.Match) -> str:
+        for word in (m.group(1) + m.group(2), m.group(1) + "-" + m.group(2)):
+            if (fold(_resolve_hash(word, table)),) in table:
+                return word
+        return m.group()
+    return BROKEN.sub(close, text)
+
+
 def join(tokens: list[str]) -> str:
     """Tokens back into text: a space between tokens, none before closing punctuation or after "("."""
     out = ""
@@ -182,7 +201,7 @@ class Translator:
         if m := EDIT.search(text):
             result.dropped = sum(k == "word" for k, _ in _tokens(text[m.start():], self.abbreviations))
             text = text[:m.start()].rstrip()
-        toks = _tokens(text, self.abbreviations)
+        toks = _tokens(_rejoin(text, self.table), self.abbreviations)
         keys = [fold(_resolve_hash(t, self.table)) if k == "word" else t for k, t in toks]
         out: list[str] = []
         i = 0
