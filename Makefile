@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha256sum requirements.txt | cut -c1-12)
 
-.PHONY: venv repro test bench grid results real lock clean
+.PHONY: venv repro test bench grid results real infer lock clean
 
 GRID_JOBS ?= 1
 GRID ?= experiments.yaml
@@ -44,12 +44,19 @@ results: $(STAMP)  ## the generated results blocks (README.md, docs/experiments.
 	$(BIN)/python src/results_table.py --grid experiments-finetune.yaml
 	$(BIN)/python src/results_table.py --grid experiments-text.yaml
 
+REAL_NAME := real-$(shell date +%Y%m%d-%H%M%S)
+HEADLINE := Experiment|^zero_shot_auc_macro$$|^linear_probe_auc_macro$$|^ecg_to_report_r10$$|^ecg_embedding_mean_cosine$$|^finetune_gain_f1_auc_macro$$
 real: $(STAMP)  ## the whole pipeline on your own PTB-XL copy: make real PTBXL=/path/to/ptb-xl (an experiment, params.yaml unchanged)
 	@test -n "$(PTBXL)" || { echo "error: set PTBXL=/path/to/ptb-xl (the folder holding ptbxl_database.csv and records100/)"; exit 2; }
 	@test -f "$(PTBXL)/ptbxl_database.csv" || { echo "error: $(PTBXL) holds no ptbxl_database.csv: point PTBXL at a PTB-XL folder"; exit 2; }
-	PATH="$(BIN):$$PATH" HF_HUB_OFFLINE=1 dvc exp run --temp -S data.source=local -S data.path=$(abspath $(PTBXL))
-	@echo "the experiment ran in a temporary copy: params.yaml and metrics/ are untouched; compare with"
-	@echo "  .venv/bin/dvc exp show   and apply it with   .venv/bin/dvc exp apply <name>"
+	PATH="$(BIN):$$PATH" HF_HUB_OFFLINE=1 dvc exp run --temp -n $(REAL_NAME) -S data.source=local -S data.path=$(abspath $(PTBXL))
+	@PATH="$(BIN):$$PATH" dvc exp show --no-pager --md --drop '.*' --keep '$(HEADLINE)' | grep -E 'Experiment|---|$(REAL_NAME)' || true
+	@echo "$(REAL_NAME) ran in a temporary copy: params.yaml and metrics/ are untouched; compare with"
+	@echo "  .venv/bin/dvc exp show   and apply it with   .venv/bin/dvc exp apply $(REAL_NAME)"
+
+infer: $(STAMP)  ## the trained model on your own ECGs: make infer ECG="a.hea b.npy" [ARGS="--rate 500 --leads I,II,... --plot --out DIR"] (docs/inference.md)
+	@test -n "$(ECG)" || { echo "error: set ECG=\"path1 path2\": WFDB records (.hea/.dat) or .npy arrays (with ARGS=\"--rate HZ --leads I,II,...\")"; exit 2; }
+	HF_HUB_OFFLINE=1 $(BIN)/python src/infer.py $(ECG) $(ARGS)
 
 clean:
 	rm -rf $(VENV)
