@@ -10,7 +10,7 @@ by the integrated gradients of a statement's cosine; score every statement's dir
     python src/show_record.py --statement-auc out/                   # out/statements.json + out/statement_auc.png
     python src/show_record.py 1 --plot ecg1.png --attention          # dual_attention: each lead's temporal attention
                                                                      # under its trace + ecg1_leads.png (12 x 12 map)
-    python src/show_record.py --attention-agreement out/ [--records 300]   # attention vs IG over the test folds
+    python src/show_record.py --attention-agreement out/ [--records 300] [--untrained]   # attention vs IG, test folds
 """
 import argparse
 import sys
@@ -126,9 +126,11 @@ def write_statement_auc(out_dir: Path) -> None:
     print(f"wrote {out_dir / 'statements.json'} and {out_dir / 'statement_auc.png'}")
 
 
-def write_attention_agreement(out_dir: Path, n_records: int, steps: int) -> None:
+def write_attention_agreement(out_dir: Path, n_records: int, steps: int, untrained: bool = False) -> None:
     """DIR/attention_agreement.json: attention vs integrated gradients on up to n_records test-fold records (a
-    seeded sample), ecgalign.attention.agreement."""
+    seeded sample), ecgalign.attention.agreement. untrained: the same network freshly initialised (seed 0, the
+    trained model's lead normalisation), the level agreement reaches without any training
+    (DIR/attention_agreement_untrained.json)."""
     from ecgalign import atomic
     from ecgalign.attention import agreement
     from ecgalign.models import load_model
@@ -142,18 +144,25 @@ def write_attention_agreement(out_dir: Path, n_records: int, steps: int) -> None
     if model.config["encoder"] != "dual_attention":
         raise ProjectError(f"--attention-agreement: {art.MODEL} holds a {model.config['encoder']} encoder, which "
                            f"has no attention; retrain with ecg.encoder=dual_attention")
+    if untrained:
+        import torch
+
+        from ecgalign.models import AlignmentModel
+        torch.manual_seed(0)
+        model = AlignmentModel(model.config, model.lead_mean, model.lead_std).eval()
     if len(rows) > n_records:
         rows = np.sort(np.random.default_rng(0).choice(rows, n_records, replace=False))
     signals = art.load_array(art.SIGNALS_ARRAY, len(records), "signals")
     _, keys = statement_keys(model)
     result = agreement(model, signals, rows, keys, steps=steps)
     out_dir.mkdir(parents=True, exist_ok=True)
-    atomic.write_json(out_dir / "attention_agreement.json", result)
+    path = out_dir / f"attention_agreement{'_untrained' if untrained else ''}.json"
+    atomic.write_json(path, result)
     s, o = result["spearman"], result["top3_overlap"]
     print(f"attention vs integrated gradients, {result['n_records']} test records: Spearman {s['mean']:+.3f} "
           f"[{s['ci_low']:+.3f}, {s['ci_high']:+.3f}] (chance 0), top-3 overlap {o['mean']:.2f} "
           f"[{o['ci_low']:.2f}, {o['ci_high']:.2f}] of 3 (chance {result['top3_overlap_chance']:.2f})")
-    print(f"wrote {out_dir / 'attention_agreement.json'}")
+    print(f"wrote {path}")
 
 
 def main() -> None:
@@ -177,6 +186,8 @@ def main() -> None:
     parser.add_argument("--attention-agreement", type=Path, metavar="DIR",
                         help="write DIR/attention_agreement.json: rank agreement of attention and integrated "
                              "gradients over the leads, on test-fold records")
+    parser.add_argument("--untrained", action="store_true",
+                        help="--attention-agreement: for the same network freshly initialised (the reference level)")
     parser.add_argument("--records", type=int, default=300,
                         help="--attention-agreement: test records sampled (default 300)")
     args = parser.parse_args()
@@ -210,7 +221,7 @@ def main() -> None:
     if args.statement_auc:
         write_statement_auc(args.statement_auc)
     if args.attention_agreement:
-        write_attention_agreement(args.attention_agreement, args.records, args.steps)
+        write_attention_agreement(args.attention_agreement, args.records, args.steps, args.untrained)
 
 
 if __name__ == "__main__":
