@@ -113,6 +113,19 @@ def test_paired_p_values_match_the_interval_and_holm_corrects_them(grid):
     assert corrected[3].verdict.startswith("not supported (one seed")
 
 
+def test_a_difference_without_variation_over_seeds_is_undefined_never_p_zero(grid):
+    """Collapsed runs give the same figure on every seed (ECG mean cosine 1.000): se = 0 has no t-test, so the claim
+    is 'undefined', has no interval and no p, and stays out of the Holm family (the others keep their m)."""
+    same = {"experiments": [exp("a", s, 1.0) for s in range(3)] + [exp("b", s, 0.9) for s in range(3)]}
+    for claim in grid.claims[:3]:
+        r = g.paired(same, claim)
+        assert r.n == 3 and r.mean == pytest.approx(0.1) and math.isnan(r.p) and r.verdict == g.UNDEFINED
+    assert all(r.verdict == g.UNDEFINED and math.isnan(r.p_holm) for r in g.claim_results(grid, same)[:3])
+    block = g.render(grid, same)
+    assert "| a beats b (a = a, b = b) | ecg_to_text_r1 | +0.100 | – | 3 | – | – | undefined" in block
+    assert "Holm–Bonferroni-corrected across the 0 claims" in block
+
+
 def test_render_shows_every_configuration_and_claim(grid):
     block = g.render(grid, RESULTS)
     assert "| a | ? | 0, 1, 2 | 0.600 ± 0.100 | 0.57 ± 0.12 |" in block

@@ -528,6 +528,7 @@ def t_quantile(p: float, df: int) -> float:
 
 
 ALPHA = 0.05   # family-wise error rate of the claims' verdicts (Holm–Bonferroni across the claims)
+UNDEFINED = "undefined (no variation over seeds: no test)"
 
 
 @dataclass
@@ -564,15 +565,14 @@ def paired(results: dict, claim: Claim) -> Paired | None:
     if n < 2:
         return Paired(1, mean, float("nan"), float("nan"), "not supported (one seed: no interval)")
     se = sd / math.sqrt(n)
+    if not se > 0:   # the same difference on every seed: the t-test is undefined, never p = 0
+        return Paired(n, mean, mean, mean, UNDEFINED)
     half = t_quantile(0.975, n - 1) * se
     low, high = mean - half, mean + half
     if claim.direction == "equal":
-        if se > 0:
-            p = min(1.0, 2 * max(_t_sf((mean + claim.margin) / se, n - 1), _t_sf((claim.margin - mean) / se, n - 1)))
-        else:
-            p = 0.0 if abs(mean) < claim.margin else 1.0
+        p = min(1.0, 2 * max(_t_sf((mean + claim.margin) / se, n - 1), _t_sf((claim.margin - mean) / se, n - 1)))
     else:
-        p = min(1.0, 2 * _t_sf(abs(mean) / se, n - 1)) if se > 0 else (0.0 if mean != 0 else 1.0)
+        p = min(1.0, 2 * _t_sf(abs(mean) / se, n - 1))
     return Paired(n, mean, low, high, _verdict(claim, mean, p), p=p)
 
 
@@ -599,9 +599,10 @@ def holm(p_values: list[float]) -> list[float]:
 
 def claim_results(grid: Grid, results: dict) -> list[Paired | None]:
     """`paired` for every claim of the grid, the verdicts taken at the Holm-adjusted p-values across the claims that
-    have an interval (≥ 2 seeds): the chance that any supported or contradicted verdict is wrong stays ≤ ALPHA."""
+    have a test (≥ 2 seeds and some variation over them): the chance that any supported or contradicted verdict is
+    wrong stays ≤ ALPHA."""
     out = [paired(results, c) for c in grid.claims]
-    tested = [i for i, r in enumerate(out) if r is not None and r.n >= 2]
+    tested = [i for i, r in enumerate(out) if r is not None and math.isfinite(r.p)]
     for i, p_holm in zip(tested, holm([out[i].p for i in tested])):
         out[i].p_holm = p_holm
         out[i].verdict = _verdict(grid.claims[i], out[i].mean, p_holm)
@@ -650,7 +651,7 @@ def render(grid: Grid, results: dict) -> str:
         lines.append(f"| {c} | {data[0] if len(data) == 1 else 'mixed: ' + '; '.join(data)} | "
                      f"{', '.join(map(str, seeds))} | " + " | ".join(cell(results, c, m) for m in grid.metrics) + " |")
     checked = claim_results(grid, results)
-    n_tested = sum(r is not None and r.n >= 2 for r in checked)
+    n_tested = sum(r is not None and math.isfinite(r.p) for r in checked)
     lines += ["", f"Verdicts are Holm–Bonferroni-corrected across the {n_tested} claims with an interval (family-wise "
               f"error {ALPHA * 100:g} %): a claim is supported or contradicted when its Holm-adjusted p is below "
               f"{ALPHA:g}; the 95 % interval is the claim's own, uncorrected paired t-interval over seeds.",
@@ -666,8 +667,8 @@ def render(grid: Grid, results: dict) -> str:
             verdict = "n/a (not defined)" if undefined else "no results"
             lines.append(f"| {label} | {shown} | – | – | 0 | – | – | {verdict} |")
             continue
-        interval, p, p_holm = ("–", "–", "–") if r.n < 2 else (f"[{r.low:+{f}}, {r.high:+{f}}]", _p(r.p),
-                                                               _p(r.p_holm))
+        interval, p, p_holm = ("–", "–", "–") if not math.isfinite(r.p) else (
+            f"[{r.low:+{f}}, {r.high:+{f}}]", _p(r.p), _p(r.p_holm))
         lines.append(f"| {label} | {shown} | {r.mean:+{f}} | {interval} | {r.n} | {p} | {p_holm} | "
                      f"{r.verdict} |")
     if configs:
