@@ -320,3 +320,13 @@ def test_resampling_keeps_the_waveform_and_its_timing():
                                                       np.cos(2 * np.pi * 7 * t100)])[:, inner], atol=1e-2)
     assert resample(x, 100, 100) is x
     assert resample(np.zeros((1, 3600)), 360, 100).shape == (1, 1000)
+
+
+def test_a_collapsed_space_is_named_instead_of_ranking_noise():
+    from ecgalign.inference import collapsed
+    row = lambda rank, score: ("statement", rank, f"S{rank}", score, "")    # noqa: E731
+    # the study grid's cosine-trained model (study-s0) on ecg_id 1: its top statements SR, NORM, PACE, ABQRS
+    assert collapsed([row(1, 0.999693), row(2, 0.999680), row(3, 0.999677), row(4, 0.999623),
+                      ("probe", 1, "NORM", 0.92, "")])
+    assert not collapsed([row(1, 0.62), row(2, 0.41), row(3, 0.40)])
+    assert not collapsed([row(1, 0.99)])

@@ -38,6 +38,7 @@ SUPERCLASS_NAMES = {"NORM": "normal ECG", "MI": "myocardial infarction", "STTC":
 DISPLAY = {"AVR": "aVR", "AVL": "aVL", "AVF": "aVF"}   # PTB-XL's upper-case names as printed on an ECG
 ALIASES = {"DI": "I", "DII": "II", "DIII": "III", "D1": "I", "D2": "II", "D3": "III"}   # European notation
 MARGIN = 1.0                        # seconds resampled either side of the window (prepare)
+COLLAPSE_SPREAD = 1e-3              # top statements' cosines closer than this: a collapsed space (describe_result)
 MICROVOLT_HINT_MV = 20.0            # a window peaking above this many mV is probably in microvolts
 UNITS = {"mv": 1.0, "uv": 1e-3, "v": 1e3}   # factor to millivolts; µV and μV are read as uV
 CSV_COLUMNS = ("kind", "rank", "key", "score", "text")
@@ -544,6 +545,13 @@ def infer(paths: list[Path], out: Path, rate: str | None = None, leads: str | No
     return results
 
 
+def collapsed(rows: list[tuple]) -> bool:
+    """Whether the listed statements' cosines lie within COLLAPSE_SPREAD of each other (a collapsed shared space puts
+    every ECG and every statement in one direction: cosines all ~1, their order noise)."""
+    scores = [s for kind, _, _, s, _ in rows if kind == "statement"]
+    return len(scores) > 1 and max(scores) - min(scores) < COLLAPSE_SPREAD
+
+
 def describe_result(result: dict, ctx: Context, folder: Path) -> str:
     """A few lines for the terminal: what was read, the top statements, the probe, where it went."""
     rec, rows = result["recording"], result["rows"]
@@ -561,6 +569,10 @@ def describe_result(result: dict, ctx: Context, folder: Path) -> str:
         lines.append(f"  leads left out (--skip-unknown-leads): {', '.join(rec.ignored)}")
     statements = [f"{k} {s:+.3f}" for kind, _, k, s, _ in rows if kind == "statement"]
     lines.append("  top statements (cosine): " + ", ".join(statements[:5]))
+    if collapsed(rows):
+        lines.append(f"  warning: the top statements' cosines differ by less than {COLLAPSE_SPREAD:g}: this model's "
+                     "shared space has collapsed (as the cosine loss does), so their order says nothing; read the "
+                     "probe")
     lines.append("  probe probabilities: " + ", ".join(f"{k} {s:.2f}" for kind, _, k, s, _ in rows if kind == "probe"))
     lines.append(f"  wrote {folder}/")
     return "\n".join(lines)
