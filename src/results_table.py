@@ -54,7 +54,7 @@ def main(argv=None) -> int:
                       file=sys.stderr)
         results = json.loads(Path(args.results).read_text())
         readme = Path(args.readme).read_text()
-        new = g.replace_block(readme, g.render(grid, results))
+        new = g.replace_block(readme, g.render(grid, results, g.family_members(grid, ROOT)))
     except (g.GridError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -126,6 +126,28 @@ def test_a_difference_without_variation_over_seeds_is_undefined_never_p_zero(gri
     assert "Holm–Bonferroni-corrected across the 0 claims" in block
 
 
+def test_grids_of_one_holm_family_share_one_correction(grid, tmp_path):
+    """Two grids with holm_family: x: each claim's Holm p counts the other grid's tested claims too; a grid outside
+    the family, or one without results yet, does not count."""
+    (tmp_path / "experiments.yaml").write_text(GRID + "holm_family: x\n")
+    (tmp_path / "experiments-other.yaml").write_text(GRID + "holm_family: x\nresults: results/other.json\n")
+    (tmp_path / "experiments-alone.yaml").write_text(GRID + "results: results/alone.json\n")
+    (tmp_path / "results").mkdir()
+    for name in ("other", "alone"):
+        (tmp_path / f"results/{name}.json").write_text(json.dumps(RESULTS))
+    first = g.load_grid(tmp_path / "experiments.yaml", tmp_path)
+    others = g.family_members(first, tmp_path)
+    assert [o.results for o, _ in others] == ["results/other.json"]
+    higher, _, equal, _ = (g.paired(RESULTS, c) for c in first.claims)
+    alone, family = g.claim_results(first, RESULTS), g.claim_results(first, RESULTS, others)
+    # 3 tested claims here, 3 more in the other grid: the smallest p (equal's) is multiplied by 6, not 3
+    assert alone[2].p_holm == pytest.approx(3 * equal.p) and family[2].p_holm == pytest.approx(6 * equal.p)
+    assert family[0].p_holm == pytest.approx(min(1.0, 4 * higher.p))
+    assert "across the 6 claims with an interval of the Holm family `x` (3 here; the grids of results/grid.json, " \
+           "results/other.json)" in g.render(first, RESULTS, others)
+    assert g.family_members(g.load_grid(tmp_path / "experiments-alone.yaml", tmp_path), tmp_path) == []
+
+
 def test_render_shows_every_configuration_and_claim(grid):
     block = g.render(grid, RESULTS)
     assert "| a | ? | 0, 1, 2 | 0.600 ± 0.100 | 0.57 ± 0.12 |" in block
@@ -278,7 +300,8 @@ def test_exp_show_json_is_read_into_states():
 def test_results_blocks_are_what_the_script_writes_for_the_committed_results(grid_file):
     grid = g.load_grid(REPO / grid_file, REPO)
     results = json.loads((REPO / grid.results).read_text())
-    assert g.readme_block((REPO / grid.document).read_text()) == g.render(grid, results), \
+    block = g.render(grid, results, g.family_members(grid, REPO))
+    assert g.readme_block((REPO / grid.document).read_text()) == block, \
         f"{grid.document}'s results block is stale: run `make results`"
 
 
