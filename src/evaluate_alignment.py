@@ -83,6 +83,20 @@ def print_summary(m: dict, fractions, level: float) -> None:
     else:
         _print_retrieval(m, f3, ci, level)
     _print_tasks(m, fractions, f3, ci, level)
+    _print_transfer(m, fractions, f3)
+
+
+def _print_transfer(m: dict, fractions, f3) -> None:
+    """Sex and age, probed on z: tasks the text never names (ecgalign.transfer)."""
+    rows = [("sex AUC", "sex", "auc"), ("age MAE (years)", "age", "mae"), ("age R2", "age", "r2")]
+    if not any(f"transfer_{task}_n_test" in m for _, task, _ in rows):
+        return
+    print("\ntransfer, tasks the text never names (probe on z; trained / untrained)")
+    print(f"{'figure':<18}" + "".join(f"{bm.fraction_key(f):>18}" for f in fractions))
+    for label, task, fig in rows:
+        cells = [f"{f3(m.get(f'transfer_{task}_{bm.fraction_key(f)}_{fig}'))} / "
+                 f"{f3(m.get(f'baseline_transfer_{task}_{bm.fraction_key(f)}_{fig}'))}" for f in fractions]
+        print(f"{label:<18}" + "".join(f"{c:>18}" for c in cells))
 
 
 def _print_retrieval(m: dict, f3, ci, level: float) -> None:

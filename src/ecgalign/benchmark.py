@@ -28,18 +28,15 @@ from . import evaluation as ev
 from . import labels as lb
 from . import probe as pr
 from . import stats
+from . import transfer as tr
 from .artifacts import REPORTS
 from .errors import ArtifactError
-from .ptbxl import read_statements
+from .probe import fraction_key
+from .ptbxl import DATABASE, read_statements
 from .reports import code_set
 
 KS = (1, 5, 10)
 NOTIONS = {"": "exact", "_codes": "codes", "_super": "super"}   # key suffix -> relevance notion of a report hit
-
-
-def fraction_key(fraction: float) -> str:
-    """0.01 -> '1pct', 1.0 -> '100pct', 0.005 -> '0p5pct' (no dot: dvc reads dotted keys as nesting)."""
-    return f"{fraction * 100:g}pct".replace(".", "p")
 
 
 def text_keys(reports: list[dict], source: str = "statements") -> list:
@@ -325,12 +322,13 @@ def load_inputs(data, split, embeddings: bool = True) -> SimpleNamespace:
     text = art.load_array(art.under(data, art.RECORD_EMBEDDINGS), n, "text_embeddings", reports_path)
     statements, statement_emb = art.load_statements(art.under(data, art.TEXT))
     table = read_statements(art.under(data, art.RAW))
+    sex, age = tr.demographics(art.under(data, art.RAW) / DATABASE, [r["ecg_id"] for r in reports])
     diagnostic_class = {code: c for code, c in table["diagnostic_class"].items() if isinstance(c, str)}
     return SimpleNamespace(
         reports=reports, test=test, train=train, val=val, table=table,
         primary=ev.primary_superclass([reports[i]["scp_codes"] for i in test], diagnostic_class, lb.SUPERCLASSES),
         statement_codes=[s["code"] for s in statements], statement_emb=statement_emb,
-        e_ecg=e_ecg, z_ecg=z_ecg, text=text,
+        e_ecg=e_ecg, z_ecg=z_ecg, text=text, sex=sex, age=age,
         text_source=art.load_text_source(art.under(data, art.TEXT)))
 
 
@@ -357,7 +355,9 @@ def model_figures(model, inp: SimpleNamespace, prep, emb: dict, ep, counts, task
     test records' resamples (counts), each task's class-complete ones (task_counts) and evaluate.* (ep):
     (metrics with `prefix`, extras for the plots). A supervised control: the probes and the z collapse figure only.
     jobs: processes for the tasks (`tasks`)."""
-    z_cos = {f"{prefix}ecg_z_mean_cosine": ev.mean_pairwise_cosine(emb["z"]["test"])}
+    z_cos = {f"{prefix}ecg_z_mean_cosine": ev.mean_pairwise_cosine(emb["z"]["test"]),
+             **tr.transfer_figures(emb["z"], inp.sex, inp.age, {"train": inp.train, "val": inp.val, "test": inp.test},
+                                   ep.label_fractions, ep.seed, ep.probe_c_grid, prefix)}
     if model.supervised:
         return {**z_cos, **tasks(prep, emb, None, task_counts, ep.probe_c_grid, prefix, level=ep.ci_level,
                                  jobs=jobs)}, {}

@@ -20,13 +20,13 @@ from . import stats
 C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0)
 
 
-def standardise(x_train: np.ndarray, *others: np.ndarray) -> list[torch.Tensor]:
+def standardise(x_train: np.ndarray, *others: np.ndarray, dtype=np.float32) -> list[torch.Tensor]:
     """Features scaled by the training rows' mean and std (a constant feature keeps std 1), as float32 tensors
     (float32 with tol 1e-4 moves test AUCs by ~2e-5 against float64 at 1e-7, at a tenth of the time)."""
     x_train = np.asarray(x_train, dtype=np.float64)
     mean, std = x_train.mean(axis=0), x_train.std(axis=0)
     std = np.where(std > 0, std, 1.0)
-    return [torch.from_numpy(((np.asarray(x, dtype=np.float64) - mean) / std).astype(np.float32))
+    return [torch.from_numpy(((np.asarray(x, dtype=np.float64) - mean) / std).astype(dtype))
             for x in (x_train, *others)]
 
 
@@ -111,6 +111,11 @@ def _probe(x_train, y_train, x_val, y_val, x_test, c_grid, fit, scores) -> dict:
     best = int(np.nanargmax(aucs)) if np.isfinite(aucs).any() else len(grid) // 2
     scores[:, fit] = decision(xs, results[best][2])
     return {"scores": scores, "c": float(results[best][1]), "val_auc": float(aucs[best])}
+
+
+def fraction_key(fraction: float) -> str:
+    """0.01 -> '1pct', 1.0 -> '100pct', 0.005 -> '0p5pct' (no dot: dvc reads dotted keys as nesting)."""
+    return f"{fraction * 100:g}pct".replace(".", "p")
 
 
 def label_fraction(y: np.ndarray, fraction: float, seed) -> np.ndarray:

@@ -1,0 +1,97 @@
+"""Transfer tasks the text never names: sex and age, from PTB-XL's own table, probed on the encoder's features z at
+each label fraction (evaluate.label_fractions) for the trained model and the untrained baseline alike.
+
+Why: on PTB-XL every benchmark task is the pretraining text's own vocabulary (the reports are built from the same SCP
+codes), so the six tasks cannot tell "language-informed pretraining makes a better ECG model" from "the model has
+seen the labels". Sex and age are in no report: how well z predicts them is the label-free test.
+
+    sex  logistic probe (probe.probe: L2 strength C chosen on the validation rows by AUC), test AUC
+    age  ridge regression on standardised z (L2 strength chosen on the validation rows by MAE), test MAE in years
+         and R² (1 - residual / total sum of squares around the test mean: 0 = predicting the mean)
+
+Records without the value are left out of that task (`transfer_<task>_n_test` counts the test records scored).
+PTB-XL's documentation sets ages above 89 to 300 for de-identification; such a value is no age, so it counts as
+unknown (the v1.0.1 table has none: ages 2-95, 89 records without one). Subsamples of the label pool: sex stratified by sex (probe.label_fraction), age a seeded random share; the
+same rows for every model (both depend only on the records and evaluate.seed).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from . import probe as pr
+from . import stats
+
+ALPHAS = (0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0)   # ridge L2 strengths tried (on standardised z, summed squares)
+AGE_UNKNOWN = 300                                  # PTB-XL's de-identified age (older than 89): unknown
+
+
+def demographics(database_csv, ecg_ids) -> tuple[np.ndarray, np.ndarray]:
+    """(sex, age) float arrays row-aligned with ecg_ids, NaN where the table has no value (or no such column); sex
+    0 male, 1 female (PTB-XL's coding); ages of 300 (above 89) are NaN."""
+    table = pd.read_csv(database_csv, usecols=lambda c: c in ("ecg_id", "age", "sex"), index_col="ecg_id")
+    table = table.reindex(columns=["age", "sex"]).reindex(list(ecg_ids))   # a table without a column: all NaN
+    sex = np.array(pd.to_numeric(table["sex"], errors="coerce"), dtype=float)
+    sex[~np.isin(sex, (0.0, 1.0))] = np.nan
+    age = np.array(pd.to_numeric(table["age"], errors="coerce"), dtype=float)
+    age[age >= AGE_UNKNOWN] = np.nan
+    return sex, age
+
+
+def ridge(x_train, y_train, x_val, y_val, x_test, alphas=ALPHAS) -> dict:
+    """Ridge regression on z standardised by the training rows, the intercept unpenalised; the alpha with the lowest
+    validation MAE is kept. {"pred": test predictions, "alpha", "val_mae"}."""
+    xt, xv, xs = (t.numpy() for t in pr.standardise(x_train, x_val, x_test, dtype=np.float64))
+    y = np.asarray(y_train, dtype=np.float64)
+    mean = y.mean()
+    gram, rhs = xt.T @ xt, xt.T @ (y - mean)
+    best = None
+    for alpha in alphas:
+        w = np.linalg.solve(gram + alpha * np.eye(len(gram)), rhs)
+        mae = float(np.mean(np.abs(xv @ w + mean - y_val))) if len(y_val) else float("nan")
+        if best is None or mae < best[0]:
+            best = (mae, alpha, w)
+    mae, alpha, w = best
+    return {"pred": xs @ w + mean, "alpha": float(alpha), "val_mae": mae}
+
+
+def _subsample(known: np.ndarray, fraction: float, seed: int, y=None) -> np.ndarray:
+    """Positions (into the known training rows) of the `fraction` subsample: stratified by y if given."""
+    if fraction >= 1.0:
+        return np.arange(len(known))
+    if y is not None:
+        return pr.label_fraction(y[:, None], fraction, seed)
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(len(known), max(2, int(round(fraction * len(known)))), replace=False))
+
+
+def transfer_figures(z: dict, sex: np.ndarray, age: np.ndarray, rows: dict, fractions, seed: int, c_grid,
+                     prefix: str = "") -> dict:
+    """Every transfer figure of one model. z = {"train"|"val"|"test": features} row-aligned with
+    rows = {"train"|"val"|"test": record indices}; sex, age: full-length arrays (demographics)."""
+    m = {}
+    for name, values in (("sex", sex), ("age", age)):
+        known = {s: np.flatnonzero(np.isfinite(values[r])) for s, r in rows.items()}
+        y = {s: values[rows[s]][known[s]] for s in rows}
+        if min(len(y["train"]), len(y["test"])) < 2 or (name == "sex" and len(np.unique(y["test"])) < 2):
+            continue   # too few records with the value (e.g. a table without the column)
+        m[f"{prefix}transfer_{name}_n_test"] = int(len(y["test"]))
+        for f in fractions:
+            pick = _subsample(known["train"], f, seed, y["train"].astype(bool) if name == "sex" else None)
+            x_train, y_train = z["train"][known["train"][pick]], y["train"][pick]
+            x_val, x_test = z["val"][known["val"]], z["test"][known["test"]]
+            key = f"{prefix}transfer_{name}_{pr.fraction_key(f)}"
+            m[f"{key}_n_train"] = int(len(pick))
+            if name == "sex":
+                fit = pr.probe(x_train, y_train[:, None], x_val, y["val"][:, None], x_test, c_grid)
+                ok = np.isfinite(fit["scores"][:, 0])
+                m[f"{key}_auc"] = (float(stats.auc_columns(y["test"][ok, None].astype(bool),
+                                                           fit["scores"][ok, :1])[0][0]) if ok.all() else None)
+                m[f"{key}_c"] = fit["c"]
+            else:
+                fit = ridge(x_train, y_train, x_val, y["val"], x_test)
+                err = fit["pred"] - y["test"]
+                m[f"{key}_mae"] = float(np.mean(np.abs(err)))
+                m[f"{key}_r2"] = float(1 - np.sum(err ** 2) / np.sum((y["test"] - y["test"].mean()) ** 2))
+                m[f"{key}_alpha"] = fit["alpha"]
+    return m
