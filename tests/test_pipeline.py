@@ -36,8 +36,10 @@ def test_dvc_repro_writes_every_artifact(repo):
     assert np.load(root / "data/ecg_embeddings/e_ecg.npy").shape[0] == 200
     metrics = json.loads((root / "metrics/eval.json").read_text())
     for name in ("alignment_loss", "ecg_to_text_r1", "ecg_to_text_r5", "ecg_to_text_r10", "zero_shot_auc_macro",
-                 "linear_probe_auc_macro", "ecg_embedding_mean_cosine", "text_embedding_mean_cosine"):
+                 "linear_probe_auc_macro", "ecg_embedding_mean_cosine", "text_embedding_mean_cosine",
+                 "transfer_sex_100pct_auc", "transfer_age_100pct_mae", "transfer_age_1pct_r2"):
         assert np.isfinite(metrics[name]) and np.isfinite(metrics["baseline_" + name]), name
+    assert metrics["transfer_sex_n_test"] == metrics["transfer_age_n_test"] == metrics["n_test"]   # all known
     for png in ("loss", "embedding_map", "zero_shot_roc"):
         assert (root / f"plots/{png}.png").stat().st_size > 1000
     # nothing changed: a second repro does no work
