@@ -26,6 +26,7 @@ def test_a_table_without_the_columns_gives_no_transfer_figures(tmp_path):
     table.write_text("ecg_id,scp_codes\n1,\"{}\"\n2,\"{}\"\n")
     sex, age = tr.demographics(table, [1, 2])
     assert np.isnan(sex).all() and np.isnan(age).all()
+    assert all(np.isnan(a).all() for a in tr.demographics(tmp_path / "absent.csv", [1, 2]))
     z = {s: np.zeros((2, 3)) for s in ("train", "val", "test")}
     assert tr.transfer_figures(z, sex, age, {s: np.arange(2) for s in z}, [1.0], 0, (1.0,)) == {}
 

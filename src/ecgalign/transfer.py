@@ -16,6 +16,8 @@ same rows for every model (both depend only on the records and evaluate.seed).
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -27,8 +29,11 @@ AGE_UNKNOWN = 300                                  # PTB-XL's de-identified age 
 
 
 def demographics(database_csv, ecg_ids) -> tuple[np.ndarray, np.ndarray]:
-    """(sex, age) float arrays row-aligned with ecg_ids, NaN where the table has no value (or no such column); sex
+    """(sex, age) float arrays row-aligned with ecg_ids, NaN where the table has no value (or no such column, or no
+    table: the pipeline's data/raw always holds it, a hand-made test folder may not); sex
     0 male, 1 female (PTB-XL's coding); ages of 300 (above 89) are NaN."""
+    if not Path(database_csv).exists():   # a data folder with the statements table only: no transfer figures
+        return np.full(len(ecg_ids), np.nan), np.full(len(ecg_ids), np.nan)
     table = pd.read_csv(database_csv, usecols=lambda c: c in ("ecg_id", "age", "sex"), index_col="ecg_id")
     table = table.reindex(columns=["age", "sex"]).reindex(list(ecg_ids))   # a table without a column: all NaN
     sex = np.array(pd.to_numeric(table["sex"], errors="coerce"), dtype=float)
