@@ -211,10 +211,9 @@ def family_members(grid: Grid, root: Path) -> list[tuple[Grid, dict]]:
     for path in sorted(Path(root).glob("experiments*.yaml")):
         if path.resolve() == Path(grid.path).resolve():
             continue
-        raw = yaml.safe_load(path.read_text()) or {}
-        if str(raw.get("holm_family") or "") != grid.family:
-            continue
         other = load_grid(path, root)
+        if other.family != grid.family:
+            continue
         results = Path(root) / other.results
         if results.exists():
             out.append((other, json.loads(results.read_text())))
