@@ -103,7 +103,7 @@ def main():
     splits = {"train": train, "val": val, "test": test}
 
     def prompts_of(task):
-        return ev.class_prompts(statement_emb, codes, prep.class_codes[task], prep.tasks[task].classes)
+        return bm.prompt_scorer(statement_emb, codes, prep, task)
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "signals.npy"

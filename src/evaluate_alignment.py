@@ -13,10 +13,12 @@ src/ecgalign/benchmark.py (and evaluation.py, probe.py, stats.py, labels.py).
 The probes draw their labels from the label pool (labels.label_pool): all training folds under the in-sample
 protocol, the training folds minus split.pretrain_folds under the disjoint one (`protocol`, `label_pool_size`).
 A supervised control (train.loss = supervised) has no text head: its e_ecg are class logits, so the probes run on
-those (linear_probe_*) and on z_ecg (linear_probe_z_*) as for an aligned model, while every figure that needs the
-shared space (alignment loss, retrieval and its levels, zero-shot, statement directions, the e_ecg mean cosine) is
-null and listed in `not_defined` (fnmatch patterns of the keys, space-separated: DVC drops lists and nulls from the
-metrics it reports, so the grid could not see a list) with `not_defined_reason`.
+z_ecg (linear_probe_z_*) as for an aligned model and on the logits (linear_probe_*); its zero-shot and retrieval
+figures come from the class head itself (benchmark.label_head_figures: a class scores the sum of its statements'
+logits, a report the log-likelihood of its code set), under the same keys, so the two arms compare on them; what
+needs a shared ECG-text space (alignment loss, the e_ecg and text mean cosines, validation text retrieval, statement
+directions) is null and listed in `not_defined` (fnmatch patterns of the keys, space-separated: DVC drops lists
+and nulls from the metrics it reports, so the grid could not see a list) with `not_defined_reason`.
 """
 from __future__ import annotations
 
@@ -39,13 +41,14 @@ from ecgalign.models import load_model
 
 
 # what a supervised control has no value for (fnmatch patterns of eval.json keys)
-NOT_DEFINED = ("alignment_loss", "ecg_to_*", "report_*", "zero_shot_*", "text_embedding_mean_cosine",
-               "ecg_embedding_mean_cosine", "val_alignment_loss", "val_ecg_to_text_*", "val_zero_shot_auc_macro")
+NOT_DEFINED = ("alignment_loss", "text_embedding_mean_cosine", "ecg_embedding_mean_cosine", "val_alignment_loss",
+               "val_ecg_to_text_*")
 NOT_DEFINED_REASON = ("supervised control (train.loss = supervised): no text head, so no shared ECG-text space; "
-                      "zero-shot, retrieval and the alignment loss are not defined, and its e_ecg are class logits "
-                      "(the probes use them; ecg_z_mean_cosine is the collapse figure)")
-NULL_KEYS = ("alignment_loss", "ecg_to_text_r1", "ecg_to_text_r5", "ecg_to_text_r10", "text_embedding_mean_cosine",
-             "ecg_embedding_mean_cosine")   # the contract's keys, written as null
+                      "the alignment loss and the embeddings' mean cosines are not defined; its e_ecg are class "
+                      "logits, and its zero-shot and retrieval figures are the class head's own (sum of a class's "
+                      "statements' logits; a report's code-set log-likelihood); ecg_z_mean_cosine is the collapse "
+                      "figure")
+NULL_KEYS = ("alignment_loss", "text_embedding_mean_cosine", "ecg_embedding_mean_cosine")   # contract keys, null
 
 
 def not_defined_figures() -> dict:
@@ -80,8 +83,7 @@ def print_summary(m: dict, fractions, level: float) -> None:
     if m.get("not_defined"):
         print(f"not defined: {m['not_defined_reason']}")
         print(f"ECG z mean cosine {f3(m['ecg_z_mean_cosine'])} (untrained {f3(m['baseline_ecg_z_mean_cosine'])})")
-    else:
-        _print_retrieval(m, f3, ci, level)
+    _print_retrieval(m, f3, ci, level)
     _print_tasks(m, fractions, f3, ci, level)
     _print_transfer(m, fractions, f3)
 
@@ -170,7 +172,7 @@ def main(data_dir: str | Path = art.DATA, params_path: str | Path = art.PARAMS,
     trained, extras = bm.model_figures(model, inp, prep, emb, ep, counts, task_counts, jobs=bm.cores())
     emb_trained_test = emb["e"]["test"]
     untrained = load_baseline(data, len(test))
-    levels = {} if model.supervised else bm.retrieval_levels(prep, test, ep.shuffles, ep.seed)
+    levels = bm.retrieval_levels(prep, test, ep.shuffles, ep.seed)
     metrics = {"n_test": int(len(test)), "n_train": int(len(train)), "n_val": int(len(val)),
                "ci_level": ep.ci_level, **boot_metrics, "objective": "supervised" if model.supervised else "alignment",
                "protocol": p.split.protocol, "pretrain_folds": p.split.pretrain_pool,
@@ -190,20 +192,20 @@ def main(data_dir: str | Path = art.DATA, params_path: str | Path = art.PARAMS,
     if model.supervised:
         plots.plot_embedding_map(np.asarray(inp.z_ecg[test]), None, inp.primary, plots_dir / "embedding_map.png",
                                  ep.map_points, ep.seed)
-        for name, title in (("zero_shot_roc", "Zero-shot superclass ROC"), ("statement_auc", "Statement directions")):
-            plots.plot_not_defined(plots_dir / f"{name}.png", title, NOT_DEFINED_REASON)
+        plots.plot_not_defined(plots_dir / "statement_auc.png", "Statement directions", NOT_DEFINED_REASON)
         write_json(metrics_path, metrics)
         write_json(statements_path, {"statement_auc_macro": None, "not_defined_reason": NOT_DEFINED_REASON})
     else:
         plots.plot_embedding_map(np.asarray(inp.e_ecg[test]), extras["e_text"], inp.primary,
                                  plots_dir / "embedding_map.png", ep.map_points, ep.seed)
-        plots.plot_roc(extras["labels"], extras["zero_shot_scores"], extras["classes"],
-                       plots_dir / "zero_shot_roc.png", title=f"Zero-shot superclass ROC, test folds (n={len(test)})")
         write_json(metrics_path, metrics)
         directions = statement_directions(emb_trained_test, extras["statement_keys"], inp.statement_codes,
                                           [inp.reports[i]["scp_codes"] for i in test])
         write_json(statements_path, statement_metrics(directions))
         plot_statement_auc(directions, plots_dir / "statement_auc.png")
+    head = "class head's" if model.supervised else "zero-shot"
+    plots.plot_roc(extras["labels"], extras["zero_shot_scores"], extras["classes"], plots_dir / "zero_shot_roc.png",
+                   title=f"Superclass ROC, {head} scores, test folds (n={len(test)})")
     plots.plot_tasks(metrics, lb.TASKS, [bm.fraction_key(f) for f in ep.label_fractions], plots_dir / "tasks.png")
     print_summary(metrics, ep.label_fractions, ep.ci_level)
     print(f"wrote {metrics_path} and {plots_dir}/*.png in {time.time() - start:.1f} s")

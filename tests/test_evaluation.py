@@ -132,6 +132,18 @@ def test_zero_shot_scores_on_a_hand_case():
 
 # ----------------------------------------------------------------------------------------------- retrieval variants
 
+def test_as_cosine_ranks_by_dot_product():
+    """Cosines of as_cosine's vectors are the dot products over one constant: each query's ranking of the keys and
+    each key's ranking of the queries are the dot product's, though the norms differ (a cosine alone would not)."""
+    rng = np.random.default_rng(0)
+    q, k = rng.normal(size=(7, 5)) * rng.uniform(0.1, 3, size=(7, 1)), rng.integers(0, 2, size=(9, 5))
+    q2, k2 = ev.as_cosine(q, k)
+    cos = ev.unit(q2) @ ev.unit(k2).T
+    scale = np.sqrt((q ** 2).sum(axis=1).max() * (k ** 2).sum(axis=1).max())
+    np.testing.assert_allclose(cos, (q @ k.T) / scale, rtol=1e-10, atol=1e-12)
+    assert not np.array_equal(np.argsort(ev.unit(q) @ ev.unit(k).T, axis=1), np.argsort(q @ k.T, axis=1))
+
+
 def test_gallery_recall_relevance_notions_on_a_hand_case():
     # gallery of 3 distinct reports; query 0 is nearest report 1, which shares its codes but not its likelihoods
     gallery = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])

@@ -17,6 +17,7 @@ from ecgalign import grid as g
 from ecgalign import params
 from ecgalign.labels import label_pool, supervised_targets
 from ecgalign.models import build_model, encode_all, load_model, save_checkpoint
+from ecgalign.ptbxl import read_statements
 from ecgalign.training import train
 from test_evaluation import N_RECORDS, STATEMENTS, run_stage, stage_dir  # noqa: F401 (a fixture)
 from test_training import REPO, Recorder, assert_same_weights, config, make_data, state_dict
@@ -195,7 +196,12 @@ def supervised_dir(stage_dir, tmp_path_factory):  # noqa: F811 (the fixture impo
     p["split"]["pretrain_folds"] = [1, 2, 3, 4]
     (root / "params.yaml").write_text(yaml.safe_dump(p))
     torch.manual_seed(1)
-    model = build_model("cnn1d", 8, 16, 4, lead_mean=np.zeros(12), lead_std=np.full(12, 2.0), n_classes=7)
+    reports = [json.loads(line) for line in (root / "data/reports.jsonl").read_text().splitlines()]
+    folds = np.array([r["strat_fold"] for r in reports])
+    _, codes = supervised_targets([r["scp_codes"] for r in reports], read_statements(root / "data/raw"),
+                                  np.flatnonzero(np.isin(folds, [1, 2, 3, 4])))
+    model = build_model("cnn1d", 8, 16, 4, lead_mean=np.zeros(12), lead_std=np.full(12, 2.0),
+                        n_classes=len(codes))
     save_checkpoint(root / "data/model/model.pt", model, objective="supervised")
     z, e = encode_all(model, np.load(root / "data/signals/signals.npy"), batch_size=32)
     np.save(root / "data/ecg_embeddings/z_ecg.npy", z)
@@ -212,11 +218,17 @@ def test_evaluate_says_what_a_supervised_control_has_not(supervised_dir):
     assert json.loads((supervised_dir / "metrics/eval.json").read_text()) == m
     assert m["objective"] == "supervised" and m["protocol"] == "disjoint" and m["label_folds"] == [5, 6, 7, 8]
     assert m["label_pool_size"] == m["n_train"] == 32 and m["pretrain_folds"] == [1, 2, 3, 4]
-    for key in ("zero_shot_auc_macro", "alignment_loss", "ecg_to_text_r1", "ecg_embedding_mean_cosine",
-                "text_embedding_mean_cosine", "zero_shot_all_auc_macro"):
+    for key in ("alignment_loss", "ecg_embedding_mean_cosine", "text_embedding_mean_cosine"):
         assert m[key] is None, key
-    assert not any(k.startswith(("ecg_to_", "report_", "val_ecg_to")) and m[k] is not None for k in m)
-    assert {"zero_shot_*", "ecg_to_*", "report_*"} <= set(m["not_defined"].split())
+    assert not any(k.startswith(("val_ecg_to", "val_alignment")) and m[k] is not None for k in m)
+    assert set(m["not_defined"].split()) == {"alignment_loss", "text_embedding_mean_cosine",
+                                             "ecg_embedding_mean_cosine", "val_alignment_loss", "val_ecg_to_text_*"}
+    # the class head's own zero-shot and code-set retrieval, under the aligned model's keys
+    for key in ("zero_shot_auc_macro", "zero_shot_all_auc_macro", "val_zero_shot_auc_macro"):
+        assert 0 <= m[key] <= 1, key
+    for key in ("ecg_to_report_codes_r10", "ecg_to_report_r1", "ecg_to_text_r10", "report_map_jaccard"):
+        assert 0 <= m[key] <= 1 and m[f"{key}_ci_low"] <= m[key] <= m[f"{key}_ci_high"], key
+    assert m["ecg_to_report_codes_chance_r10"] > 0
     # the untrained reference is the aligned architecture (the baseline stage): every baseline_ figure is defined
     assert not any(p.startswith("baseline_") for p in m["not_defined"].split())
     assert 0 <= m["baseline_zero_shot_auc_macro"] <= 1 and 0 <= m["baseline_ecg_to_text_r10"] <= 1
@@ -225,8 +237,9 @@ def test_evaluate_says_what_a_supervised_control_has_not(supervised_dir):
     assert m["linear_probe_superdiagnostic_100pct_n_train"] == 32
     for task in ("superdiagnostic", "diagnostic", "all"):
         for f in ("1pct", "10pct", "100pct"):
-            assert 0 <= m[f"linear_probe_{task}_{f}_auc_macro"] <= 1
-            assert 0 <= m[f"baseline_linear_probe_{task}_{f}_auc_macro"] <= 1
+            for space in ("", "_z"):
+                assert 0 <= m[f"linear_probe{space}_{task}_{f}_auc_macro"] <= 1
+                assert 0 <= m[f"baseline_linear_probe{space}_{task}_{f}_auc_macro"] <= 1
     assert m["superdiagnostic_n_classes"] == 5 and 0 <= m["linear_probe_z_auc_macro"] <= 1
     assert -1 <= m["ecg_z_mean_cosine"] <= 1 and -1 <= m["baseline_ecg_z_mean_cosine"] <= 1
     assert json.loads((supervised_dir / "metrics/statements.json").read_text())["statement_auc_macro"] is None
@@ -291,3 +304,28 @@ def test_grid_shows_a_metric_that_is_not_defined_as_n_a():
     table = g.render(grid, results)
     row = next(line for line in table.splitlines() if line.startswith("| supervised |"))
     assert row.endswith("| 0, 1 | n/a |") and table.rstrip().endswith("| 0 | – | – | n/a (not defined) |")
+
+
+def test_label_head_zero_shot_sums_each_class_statements_logits():
+    from types import SimpleNamespace
+
+    from ecgalign import benchmark as bm
+    prep = SimpleNamespace(tasks={"t": SimpleNamespace(classes=["MI", "NORM", "HYP"])},
+                           class_codes={"t": {"MI": ["IMI", "AMI", "LMI"], "NORM": ["NORM"], "HYP": ["LVH"]}})
+    score, classes = bm.label_head_scorer(["AMI", "NORM", "IMI", "SR"], prep, "t")
+    assert classes == ["MI", "NORM"]    # HYP: no statement among the head's codes; LMI: not a head code
+    logits = np.array([[1.0, -2.0, 0.5, 3.0], [-1.0, 4.0, -0.25, 0.0]])
+    np.testing.assert_array_equal(score(logits), [[1.5, -2.0], [-1.25, 4.0]])
+
+
+def test_evaluate_names_a_head_that_does_not_match_the_pretraining_codes(supervised_dir, tmp_path):
+    root = tmp_path / "wrong"
+    shutil.copytree(supervised_dir, root)
+    model = build_model("cnn1d", 8, 16, 4, lead_mean=np.zeros(12), lead_std=np.full(12, 2.0), n_classes=3)
+    save_checkpoint(root / "data/model/model.pt", model, objective="supervised")
+    z, e = encode_all(model, np.load(root / "data/signals/signals.npy"), batch_size=32)
+    np.save(root / "data/ecg_embeddings/z_ecg.npy", z)
+    np.save(root / "data/ecg_embeddings/e_ecg.npy", e)
+    from ecgalign.errors import ArtifactError
+    with pytest.raises(ArtifactError, match=r"head has 3 logits, but the pretraining folds hold \d+ SCP codes"):
+        run_stage(root)

@@ -122,13 +122,13 @@ def retrieval_levels(prep: SimpleNamespace, rows, n_random: int, seed: int) -> d
 
 def retrieval(prep: SimpleNamespace, rows, e_ecg, e_text, counts=None, n_shuffles: int = 5, seed: int = 0,
               prefix: str = "", level: float = stats.LEVEL) -> dict:
-    """Retrieval figures of one model on `rows` (e_ecg, e_text row-aligned with rows): ECG -> text of every record
+    """Retrieval figures of one model on `rows` (e_ecg, e_text row-aligned with rows; ranked by cosine): ECG -> text of every record
     (ecg_to_text_r*, a hit = the same text: the canonical code set under text.source=statements, see text_keys),
     ECG -> the gallery of distinct reports (ecg_to_report{,_codes,_super}_r*), Jaccard mAP over that gallery (raw, and
     normalised: each query's AP divided by its ideal ranking's, report_map_jaccard_norm), top-10 hubness, each
     recall's shuffle null; with bootstrap intervals at `level` when `counts` (B x len(rows): resampled queries,
     fixed gallery) is given."""
-    m = {f"{prefix}alignment_loss": ev.alignment_loss(e_ecg, e_text)}
+    m = {}
     g = {k: v[rows] for k, v in prep.groups.items()}
     gallery = ev.first_of_each(g["exact"])
     per_record = {}
@@ -188,8 +188,8 @@ def tasks(prep: SimpleNamespace, emb: dict, prompts_of, counts, c_grid, prefix: 
           level: float = stats.LEVEL, jobs: int = 1) -> dict:
     """Zero-shot and linear-probe figures on every task; emb = {"e": {split: rows x d}, "z": {...}} for the
     splits "train" (all training rows), "val", "test", row-aligned with prep.train/val/test; prompts_of(task) ->
-    (prompts, classes with a prompt), or None for a model without a text head (the supervised control): every
-    zero-shot figure is then None. counts = {task: resamples of the task's test records} (`task_bootstrap`) or None
+    (score, classes it scores): score(e rows) -> rows x len(classes) zero-shot scores (`prompt_scorer`,
+    `label_head_scorer`), or prompts_of None: every zero-shot figure is then None. counts = {task: resamples of the task's test records} (`task_bootstrap`) or None
     for no intervals. Probes fit on each label-fraction subsample, C chosen on the validation rows.
 
     jobs > 1: the tasks run in that many forked processes (each probe fits on one thread anyway, probe.one_thread),
@@ -211,7 +211,8 @@ def tasks(prep: SimpleNamespace, emb: dict, prompts_of, counts, c_grid, prefix: 
     for task in names:   # the key order of one process, whatever the jobs
         m.update(parts[task])
         log(f"  {prefix or 'trained '}{task}: zero-shot {_fmt(m[f'{prefix}zero_shot_{task}_auc_macro'])}, probe "
-            + ", ".join(f"{fraction_key(f)} {_fmt(m[f'{prefix}linear_probe_{task}_{fraction_key(f)}_auc_macro'])}"
+            + ", ".join(f"{fraction_key(f)} {_fmt(m[f'{prefix}linear_probe_z_{task}_{fraction_key(f)}_auc_macro'])}"
+                        f" (e {_fmt(m[f'{prefix}linear_probe_{task}_{fraction_key(f)}_auc_macro'])})"
                         for f in prep.fractions))
     return m
 
@@ -237,31 +238,30 @@ def task_figures(task: str, prep: SimpleNamespace, emb: dict, prompts: dict, cou
     c_test = None if counts is None else counts[task]
     m[f"{prefix}{task}_n_test"] = int(keep_test.sum())
     # zero-shot
-    text_head = prompts[task] is not None
-    task_prompts, with_prompt = prompts[task] if text_head else ([], [])
+    zero_shot = prompts[task] is not None
+    score, with_prompt = prompts[task] if zero_shot else (None, [])
     scores = np.full(y_test.shape, np.nan)
-    if len(task_prompts):
+    if len(with_prompt):
         cols = [t.classes.index(c) for c in with_prompt]
-        scores[:, cols] = ev.zero_shot_scores(emb["e"]["test"][keep_test], task_prompts)
+        scores[:, cols] = score(emb["e"]["test"][keep_test])
     per_class = f"{prefix}zero_shot_auc_" if task == "superdiagnostic" else None
     n = _auc_figures(m, f"{prefix}zero_shot_{task}_auc_macro", y_test, scores, t.classes, c_test, per_class, level)
-    if not text_head:   # the classes a probe can score
+    if not zero_shot:   # the classes a probe can score
         n = int(pr.two_valued(y_test).sum())
     m[f"{prefix}{task}_n_classes"] = n
     m[f"{prefix}{task}_n_classes_dropped"] = len(t.classes) - n
     if task == "superdiagnostic":
         for sfx in ("", "_ci_low", "_ci_high"):
             m[f"{prefix}zero_shot_auc_macro{sfx}"] = m.get(f"{prefix}zero_shot_{task}_auc_macro{sfx}")
-        if len(task_prompts):
-            val_scores = ev.zero_shot_scores(emb["e"]["val"][keep_val], task_prompts)
+        if len(with_prompt):
+            val_scores = score(emb["e"]["val"][keep_val])
             m[f"{prefix}val_zero_shot_auc_macro"] = _macro_or_none(t.y[prep.val][keep_val][:, cols], val_scores)
     # linear probes
-    spaces = [("e", "linear_probe")] + ([("z", "linear_probe_z")] if task == "superdiagnostic" else [])
+    # z (the encoder's own features) is the primary probe: the same features for every model, aligned, supervised
+    # or untrained; e (the projection, or the supervised control's class logits) is the secondary one
     for f in prep.fractions:
         rows = np.array([pos[r] for r in prep.subsamples[task, f]], dtype=np.int64)
-        for space, name in spaces:
-            if space == "z" and f != full:
-                continue
+        for space, name in (("e", "linear_probe"), ("z", "linear_probe_z")):
             x = emb[space]
             fit = pr.probe(x["train"][rows], t.y[prep.subsamples[task, f]], x["val"][keep_val], y_val,
                            x["test"][keep_test], c_grid)
@@ -311,6 +311,7 @@ def load_inputs(data, split, embeddings: bool = True) -> SimpleNamespace:
     n = len(reports)
     folds = np.array([r["strat_fold"] for r in reports])
     test = np.flatnonzero(np.isin(folds, split.test_folds))
+    pretrain = np.flatnonzero(np.isin(folds, split.pretrain_pool))
     train = lb.label_pool(folds, split)
     val = np.flatnonzero(np.isin(folds, split.val_folds))
     if len(test) < 2 or len(train) < 2:
@@ -325,7 +326,7 @@ def load_inputs(data, split, embeddings: bool = True) -> SimpleNamespace:
     sex, age = tr.demographics(art.under(data, art.RAW) / DATABASE, [r["ecg_id"] for r in reports])
     diagnostic_class = {code: c for code, c in table["diagnostic_class"].items() if isinstance(c, str)}
     return SimpleNamespace(
-        reports=reports, test=test, train=train, val=val, table=table,
+        reports=reports, test=test, train=train, val=val, pretrain=pretrain, table=table,
         primary=ev.primary_superclass([reports[i]["scp_codes"] for i in test], diagnostic_class, lb.SUPERCLASSES),
         statement_codes=[s["code"] for s in statements], statement_emb=statement_emb,
         e_ecg=e_ecg, z_ecg=z_ecg, text=text, sex=sex, age=age,
@@ -359,11 +360,12 @@ def model_figures(model, inp: SimpleNamespace, prep, emb: dict, ep, counts, task
              **tr.transfer_figures(emb["z"], inp.sex, inp.age, {"train": inp.train, "val": inp.val, "test": inp.test},
                                    ep.label_fractions, ep.seed, ep.probe_c_grid, prefix)}
     if model.supervised:
-        return {**z_cos, **tasks(prep, emb, None, task_counts, ep.probe_c_grid, prefix, level=ep.ci_level,
-                                 jobs=jobs)}, {}
+        m, extras = label_head_figures(inp, prep, emb, ep, counts, task_counts, prefix, jobs)
+        return {**z_cos, **m}, extras
     e_text = ev.project_text(model, np.asarray(inp.text[inp.test]))
     statements = ev.project_text(model, inp.statement_emb)
-    m = retrieval(prep, inp.test, emb["e"]["test"], e_text, counts, ep.shuffles, ep.seed, prefix, ep.ci_level)
+    m = {f"{prefix}alignment_loss": ev.alignment_loss(emb["e"]["test"], e_text),
+         **retrieval(prep, inp.test, emb["e"]["test"], e_text, counts, ep.shuffles, ep.seed, prefix, ep.ci_level)}
     m[f"{prefix}ecg_embedding_mean_cosine"] = ev.mean_pairwise_cosine(emb["e"]["test"])
     m[f"{prefix}text_embedding_mean_cosine"] = ev.mean_pairwise_cosine(e_text)
     m.update(z_cos)
@@ -371,15 +373,61 @@ def model_figures(model, inp: SimpleNamespace, prep, emb: dict, ep, counts, task
         m.update(validation(prep, emb["e"]["val"], ev.project_text(model, np.asarray(inp.text[inp.val])), prefix))
 
     def prompts_of(task):
-        t = prep.tasks[task]
-        return ev.class_prompts(statements, inp.statement_codes, prep.class_codes[task], t.classes)
+        return prompt_scorer(statements, inp.statement_codes, prep, task)
 
     m.update(tasks(prep, emb, prompts_of, task_counts, ep.probe_c_grid, prefix, level=ep.ci_level, jobs=jobs))
     sup = prep.tasks["superdiagnostic"]
-    prompts, classes = prompts_of("superdiagnostic")
+    score, classes = prompts_of("superdiagnostic")
     y = sup.y[inp.test][:, [sup.classes.index(c) for c in classes]]
     return m, {"e_text": e_text, "classes": classes, "labels": y, "statement_keys": statements,
-               "zero_shot_scores": ev.zero_shot_scores(emb["e"]["test"], prompts)}
+               "zero_shot_scores": score(emb["e"]["test"])}
+
+
+def prompt_scorer(statement_keys: np.ndarray, statement_codes: list[str], prep: SimpleNamespace, task: str):
+    """An aligned model's zero-shot on `task`: (score, classes): cosine between the ECG embeddings and each class's
+    prompt ensemble of projected statements (`evaluation.class_prompts`)."""
+    prompts, classes = ev.class_prompts(statement_keys, statement_codes, prep.class_codes[task],
+                                        prep.tasks[task].classes)
+    return (lambda e: ev.zero_shot_scores(e, prompts)), classes
+
+
+def label_head_scorer(head_codes: list[str], prep: SimpleNamespace, task: str):
+    """The supervised control's zero-shot on `task`: (score, classes): a class's score is the sum of the head's
+    logits of the class's statements (as the aligned model's prompt ensemble pools them), for the classes with at
+    least one statement among the head's codes. No fitting on the task's labels: the head's own output."""
+    col = {c: i for i, c in enumerate(head_codes)}
+    rows, classes = [], []
+    for c in prep.tasks[task].classes:
+        idx = [col[code] for code in prep.class_codes[task].get(c, []) if code in col]
+        if idx:
+            rows.append(np.zeros(len(head_codes)))
+            rows[-1][idx] = 1.0
+            classes.append(c)
+    members = np.stack(rows) if rows else np.zeros((0, len(head_codes)))
+    return (lambda logits: np.asarray(logits, dtype=np.float64) @ members.T), classes
+
+
+def label_head_figures(inp: SimpleNamespace, prep: SimpleNamespace, emb: dict, ep, counts, task_counts,
+                       prefix: str = "", jobs: int = 1) -> tuple[dict, dict]:
+    """The supervised control's figures from its class head (e = the logits of the codes `labels.supervised_targets`
+    gives over the pretraining rows, in that order): the probes; zero-shot (`label_head_scorer`); retrieval, each
+    test ECG ranking the gallery of distinct reports by the head's log-likelihood of the report's code set
+    (independent Bernoullis: up to a per-query constant, the sum of the logits of the set's codes; codes outside
+    the head count as absent), so "alignment adds zero-shot and retrieval" is a comparison, not a definition.
+    Returns (metrics, extras for the zero-shot ROC plot)."""
+    y, codes = lb.supervised_targets([r["scp_codes"] for r in inp.reports], inp.table, inp.pretrain)
+    logits = emb["e"]["test"]
+    if logits.shape[1] != len(codes):
+        raise ArtifactError(f"the supervised control's head has {logits.shape[1]} logits, but the pretraining folds "
+                            f"hold {len(codes)} SCP codes: the model and the data disagree; re-run dvc repro train")
+    q, k = ev.as_cosine(logits, y[inp.test])
+    m = retrieval(prep, inp.test, q, k, counts, ep.shuffles, ep.seed, prefix, ep.ci_level)
+    m.update(tasks(prep, emb, lambda task: label_head_scorer(codes, prep, task), task_counts, ep.probe_c_grid,
+                   prefix, level=ep.ci_level, jobs=jobs))
+    sup = prep.tasks["superdiagnostic"]
+    score, classes = label_head_scorer(codes, prep, "superdiagnostic")
+    return m, {"classes": classes, "labels": sup.y[inp.test][:, [sup.classes.index(c) for c in classes]],
+               "zero_shot_scores": score(logits)}
 
 
 def untrained_model(p, text_dim: int, lead_mean, lead_std, n_leads: int = 12, length: int = 1000):

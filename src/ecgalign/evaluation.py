@@ -241,6 +241,19 @@ def class_prompts(statement_emb: np.ndarray, statement_codes: list[str], class_c
     return unit(np.stack(prompts)), kept
 
 
+def as_cosine(queries: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(queries', keys') whose cosines are the dot products of queries and keys divided by one constant: two
+    columns are appended that bring every query to the largest query norm and every key to the largest key norm.
+    Every ranking by cosine (each query's ranking of the keys, each key's ranking of the queries) is then the
+    ranking by dot product, so a score that is a dot product (a classifier's log-likelihood of a code set) runs
+    through the cosine retrieval code unchanged."""
+    q, k = np.asarray(queries, dtype=np.float64), np.asarray(keys, dtype=np.float64)
+    qn, kn = (q ** 2).sum(axis=1), (k ** 2).sum(axis=1)
+    q_fill = np.sqrt(np.maximum(qn.max() - qn, 0.0)) if len(q) else qn
+    k_fill = np.sqrt(np.maximum(kn.max() - kn, 0.0)) if len(k) else kn
+    return (np.column_stack([q, q_fill, np.zeros(len(q))]), np.column_stack([k, np.zeros(len(k)), k_fill]))
+
+
 def zero_shot_scores(e_ecg: np.ndarray, prompts: np.ndarray) -> np.ndarray:
     """N x C cosine between each ECG embedding and each (projected) class prompt."""
     return unit(e_ecg) @ unit(prompts).T
