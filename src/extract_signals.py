@@ -15,12 +15,14 @@ def main() -> None:
     if built not in (None, p.data.sampling_rate):
         raise ptbxl.DataError(f"{RAW / ptbxl.MANIFEST} was built for {built} Hz but data.sampling_rate = "
                               f"{p.data.sampling_rate}: rerun the download stage (dvc repro)")
-    stats = extract(rows, root, p.data.sampling_rate, p.split.train_folds, SIGNALS, workers=default_workers())
+    # the normalisation statistics come from the folds the model pretrains on: under the disjoint protocol
+    # (split.pretrain_folds) no statistic of the label-pool, validation or test folds reaches the pretrained model
+    stats = extract(rows, root, p.data.sampling_rate, p.split.pretrain_pool, SIGNALS, workers=default_workers())
     n, _, T = stats["shape"]
     print(f"signals: {n} records x 12 leads x {T} samples at {stats['sampling_rate']} Hz -> {SIGNALS}/signals.npy "
           f"({n * 12 * T * 4 / 1e6:.1f} MB) in {stats['seconds']:.2f} s ({stats['records_per_s']:.0f} records/s, "
           f"{stats['workers']} processes; {stats['wfdb_records']} via wfdb.rdsamp); "
-          f"stats from {stats['n_train_records']} training records")
+          f"stats from {stats['n_train_records']} pretraining records (folds {stats['train_folds']})")
 
 
 if __name__ == "__main__":

@@ -113,18 +113,64 @@ def test_supervised_control_learns_and_its_checkpoint_says_so(tmp_path):
 
 @pytest.mark.parametrize("loss", ["infonce", "supervised"])
 def test_pretraining_reads_only_the_pretraining_and_validation_folds(tmp_path, loss):
-    """Rows of the label pool (folds 5-8) and the test fold: NaN there changes nothing."""
+    """Rows of the label pool (folds 5-8) and the test fold: NaN there, in the targets and in the signals, changes
+    nothing."""
     sig, text, folds = make_data(n=64)
     targets = labels(64) if loss == "supervised" else text
     hidden = np.isin(folds, [5, 6, 7, 8, 10])
-    poisoned = targets.copy()
-    poisoned[hidden] = np.nan
+    poisoned, poisoned_sig = targets.copy(), sig.copy()
+    poisoned[hidden], poisoned_sig[hidden] = np.nan, np.nan
     cfg = config(loss=loss, epochs=2, train_folds=[1, 2, 3, 4])
     a = train(sig, targets, folds, cfg, tmp_path / "a", tmp_path / "sa", **QUIET)
-    b = train(sig, poisoned, folds, cfg, tmp_path / "b", tmp_path / "sb", **QUIET)
+    b = train(poisoned_sig, poisoned, folds, cfg, tmp_path / "b", tmp_path / "sb", **QUIET)
     assert a["n_train"] == 28 and np.isfinite(b["val_objective"])
     assert {k: v for k, v in a.items() if k not in ("train_seconds", "epoch_seconds")} == {k: v for k, v in b.items() if k not in ("train_seconds", "epoch_seconds")}
     assert_same_weights(state_dict(tmp_path / "a/model.pt"), state_dict(tmp_path / "b/model.pt"))
+
+
+def test_signals_stage_normalises_with_the_pretraining_folds_only(ptbxl_mini, tmp_path):
+    """src/extract_signals.py under the disjoint protocol: the statistics come from folds 1-4; random bytes in every
+    other fold's WFDB files change those records' signals and not one bit of the statistics."""
+    import wfdb
+    from test_signals import table_rows
+
+    rows = table_rows(ptbxl_mini, 60, 100)
+    records = tmp_path / "records"
+    for r in rows:
+        for ext in (".hea", ".dat"):
+            (records / r["filename_lr"]).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(ptbxl_mini / f"{r['filename_lr']}{ext}", records / f"{r['filename_lr']}{ext}")
+    raw = tmp_path / "data/raw"
+    raw.mkdir(parents=True)
+    (raw / "dataset.json").write_text(json.dumps({"records_root": str(records), "sampling_rate": 100}))
+    (tmp_path / "data/reports.jsonl").write_text("".join(json.dumps({**r, "scp_codes": {}}) + "\n" for r in rows))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def signals(pretrain_folds):
+        p = copy.deepcopy(BASE)
+        p["split"]["pretrain_folds"] = pretrain_folds
+        (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))
+        run = subprocess.run([sys.executable, str(REPO / "src/extract_signals.py")], cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0, run.stderr[-2000:]
+        return (json.loads((tmp_path / "data/signals/stats.json").read_text()),
+                np.load(tmp_path / "data/signals/signals.npy"))
+
+    stats, x = signals([1, 2, 3, 4])
+    seen = np.array([r["strat_fold"] in (1, 2, 3, 4) for r in rows])
+    assert stats["train_folds"] == [1, 2, 3, 4] and stats["n_train_records"] == seen.sum() < len(rows)
+    np.testing.assert_allclose(stats["mean"], x[seen].astype(np.float64).mean(axis=(0, 2)), rtol=1e-6, atol=1e-9)
+    rng = np.random.default_rng(0)
+    for r in np.array(rows)[~seen]:   # valid WFDB records (checksums and all) of loud noise
+        path = records / r["filename_lr"]
+        head = wfdb.rdheader(str(path))
+        wfdb.wrsamp(path.name, fs=head.fs, units=head.units, sig_name=head.sig_name, fmt=["16"] * head.n_sig,
+                    p_signal=rng.normal(0, 3, (head.sig_len, head.n_sig)), write_dir=str(path.parent))
+    poisoned_stats, poisoned_x = signals([1, 2, 3, 4])
+    assert poisoned_stats == stats
+    np.testing.assert_array_equal(poisoned_x[seen], x[seen])
+    assert not np.array_equal(poisoned_x[~seen], x[~seen])
+    assert signals(None)[0]["mean"] != stats["mean"]   # the in-sample protocol: all training folds
 
 
 # --- the stage scripts ----------------------------------------------------------------------------------------------

@@ -362,6 +362,8 @@ def test_supervised_log_prints_no_alignment_figure():
     assert training.epoch_line(record, "supervised") == "train objective 0.5000, val objective 0.4000"
     assert training.epoch_line(record, "infonce") == ("train objective 0.5000, val objective 0.4000, train 1-cos nan, "
                                                       "val 1-cos nan, temperature 0.0700")
+    assert training.epoch_line(record, "cosine") == ("train objective 0.5000, val objective 0.4000, train 1-cos nan, "
+                                                     "val 1-cos nan")
 
 
 def test_reconstruction_weight_zero_is_byte_identical_and_a_positive_weight_trains_a_decoder(tmp_path):

@@ -1,7 +1,8 @@
 """The `signals` stage's library: read every WFDB record exactly once into one memory-mappable float32 array.
 
     data/signals/signals.npy   (N, 12, T) float32, millivolts, leads in PTB-XL order, row-aligned with reports.jsonl
-    data/signals/stats.json    per-lead mean and std over the training folds (+ shape, rate, timing)
+    data/signals/stats.json    per-lead mean and std over the folds given (the stage: the pretraining folds,
+                               split.pretrain_folds or the training folds; + shape, rate, timing)
 
 Reading: PTB-XL's records are WFDB format 16 (little-endian int16, samples x leads interleaved in one .dat file).
 The header is parsed here and the .dat read with np.fromfile: mV = (adc - baseline) / gain, bit-identical to

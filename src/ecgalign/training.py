@@ -445,13 +445,14 @@ def train_epoch(run: Run, epoch: int) -> dict:
 
 def epoch_line(record: dict, loss: str) -> str:
     """An epoch's figures as printed: the objective, and for an aligned model the alignment loss (1 - cos) and the
-    temperature; the supervised control has neither (no shared space), so it prints its BCE alone."""
+    temperature (InfoNCE's only: the cosine loss has none); the supervised control has neither (no shared space), so
+    it prints its BCE alone."""
     parts = [f"{split} objective {record[f'{split}/objective']:.4f}" for split in ("train", "val")
              if f"{split}/objective" in record]
     if loss != SUPERVISED:
         parts += [f"{split} 1-cos {record[f'{split}/alignment_loss']:.4f}" for split in ("train", "val")
                   if f"{split}/alignment_loss" in record]
-        if "train/temperature" in record:
+        if "train/temperature" in record and "infonce" in loss:
             parts.append(f"temperature {record['train/temperature']:.4f}")
     parts += [f"{split} reconstruction {record[f'{split}/reconstruction_loss']:.4f}" for split in ("train", "val")
               if f"{split}/reconstruction_loss" in record]
