@@ -93,6 +93,10 @@ def test_paired_difference_has_the_t_interval_over_seeds(grid):
     assert lower.verdict == "contradicted"
     assert equal.verdict == "supported"                              # [0.023, 0.310] lies within ±0.5
     assert single.n == 1 and single.mean == pytest.approx(0.02) and single.verdict.startswith("not supported")
+    # the simultaneous (Bonferroni) interval: over 1 claim the claim's own, over 4 t(1 - 0.05 / 8, 2) = 8.860200
+    assert higher.simultaneous(1) == (pytest.approx(higher.low), pytest.approx(higher.high))
+    wide = 8.860200034654 * math.sqrt(1 / 300) / math.sqrt(3)
+    assert higher.simultaneous(4) == (pytest.approx(1 / 6 - wide), pytest.approx(1 / 6 + wide))
     # an interval that contains 0 is "not supported"
     noisy = {"experiments": RESULTS["experiments"][:3] + [exp("b", 0, 0.6), exp("b", 1, 0.4), exp("b", 2, 0.8)]}
     assert g.paired(noisy, grid.claims[0]).verdict == "not supported"
@@ -122,7 +126,7 @@ def test_a_difference_without_variation_over_seeds_is_undefined_never_p_zero(gri
         assert r.n == 3 and r.mean == pytest.approx(0.1) and math.isnan(r.p) and r.verdict == g.UNDEFINED
     assert all(r.verdict == g.UNDEFINED and math.isnan(r.p_holm) for r in g.claim_results(grid, same)[:3])
     block = g.render(grid, same)
-    assert "| a beats b (a = a, b = b) | ecg_to_text_r1 | +0.100 | – | 3 | – | – | undefined" in block
+    assert "| a beats b (a = a, b = b) | ecg_to_text_r1 | +0.100 | – | – | 3 | – | – | undefined" in block
     assert "Holm–Bonferroni-corrected across the 0 claims" in block
 
 
@@ -153,10 +157,11 @@ def test_render_shows_every_configuration_and_claim(grid):
     assert "| a | ? | 0, 1, 2 | 0.600 ± 0.100 | 0.57 ± 0.12 |" in block
     assert "| c | ? | 0 | 0.480 [0.410, 0.550] | 0.50 |" in block
     # p = 0.038 alone, but Holm across the 3 claims with an interval: 2 x 0.038 = 0.075 -> not supported
-    assert ("| a beats b (a = a, b = b) | ecg_to_text_r1 | +0.167 | [+0.023, +0.310] | 3 | 0.038 | 0.075 | "
-            "not supported |") in block
-    assert "| a equals b (a = a, b = b, equal within ±0.5) | ecg_to_text_r1 | +0.167 | [+0.023, +0.310] | 3 | " \
-           "0.010 | 0.030 | supported |" in block
+    # the simultaneous interval over the 3 claims: t(1 - 0.05 / 6, 2) instead of t(0.975, 2)
+    assert ("| a beats b (a = a, b = b) | ecg_to_text_r1 | +0.167 | [+0.023, +0.310] | [-0.088, +0.422] | 3 | "
+            "0.038 | 0.075 | not supported |") in block
+    assert "| a equals b (a = a, b = b, equal within ±0.5) | ecg_to_text_r1 | +0.167 | [+0.023, +0.310] | " \
+           "[-0.088, +0.422] | 3 | 0.010 | 0.030 | supported |" in block
     assert "Holm–Bonferroni-corrected across the 3 claims" in block
     readme = f"# x\n\n## Results\n{g.BEGIN}\nold\n{g.END}\nhand table\n"
     new = g.replace_block(readme, block)
@@ -232,6 +237,12 @@ def test_task_table_shows_mean_sd_over_seeds_and_the_interval_of_the_first_seed(
     assert "| form | 0.850 ± 0.071 [0.700, 0.900] | 0.650 ± 0.071 | – | – | – |" in block
     assert "`a` (2 seed(s))" in block and "[bootstrap interval of seed 1's run]" in block
     assert "| superdiagnostic |" not in block                                # a task without figures has no row
+    # runs with probes on z at every fraction: the table shows those (the primary probe), not e_ecg's
+    z_runs = [run(s, 0.8, 0.7) for s in (1, 2)]
+    for e in z_runs:
+        e["metrics"]["metrics/eval.json"]["linear_probe_z_form_1pct_auc_macro"] = 0.75
+    block = g.render(grid, {"experiments": z_runs})
+    assert "| z probe 1 % |" in block and "| form | 0.800 ± 0.000 [0.700, 0.900] | 0.750 ± 0.000 | – | – | – |" in block
 
 
 def test_data_path_expands_environment_variables_with_defaults(tmp_path, monkeypatch):

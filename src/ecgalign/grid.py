@@ -560,6 +560,13 @@ class Paired:
     verdict: str
     p: float = float("nan")        # unadjusted p-value of the claim's test (see `paired`)
     p_holm: float = float("nan")   # Holm-adjusted across the claims (`claim_results`)
+    se: float = float("nan")       # standard error of the mean difference over seeds
+
+    def simultaneous(self, m: int) -> tuple[float, float]:
+        """The Bonferroni interval of the difference at family-wise level 1 - ALPHA over m claims: every one of the
+        m intervals covers its true difference together, with probability ≥ 95 %."""
+        half = t_quantile(1 - ALPHA / (2 * m), self.n - 1) * self.se
+        return self.mean - half, self.mean + half
 
 
 def _t_sf(t: float, df: int) -> float:
@@ -593,7 +600,7 @@ def paired(results: dict, claim: Claim) -> Paired | None:
         p = min(1.0, 2 * max(_t_sf((mean + claim.margin) / se, n - 1), _t_sf((claim.margin - mean) / se, n - 1)))
     else:
         p = min(1.0, 2 * _t_sf(abs(mean) / se, n - 1))
-    return Paired(n, mean, low, high, _verdict(claim, mean, p), p=p)
+    return Paired(n, mean, low, high, _verdict(claim, mean, p), p=p, se=se)
 
 
 def _verdict(claim: Claim, mean: float, p: float) -> str:
@@ -675,7 +682,7 @@ def render(grid: Grid, results: dict, others: list[tuple[Grid, dict]] = ()) -> s
                      f"{', '.join(map(str, seeds))} | " + " | ".join(cell(results, c, m) for m in grid.metrics) + " |")
     checked = claim_results(grid, results, others)
     n_tested = sum(r is not None and math.isfinite(r.p) for r in checked)
-    across = f"the {n_tested} claims with an interval"
+    across, n_family = f"the {n_tested} claims with an interval", n_tested
     if others:
         n_family = n_tested + sum(r is not None and math.isfinite(r.p)
                                   for g, res in others for r in (paired(res, c) for c in g.claims))
@@ -684,9 +691,13 @@ def render(grid: Grid, results: dict, others: list[tuple[Grid, dict]] = ()) -> s
                   f"the grids of {files})")
     lines += ["", f"Verdicts are Holm–Bonferroni-corrected across {across} (family-wise "
               f"error {ALPHA * 100:g} %): a claim is supported or contradicted when its Holm-adjusted p is below "
-              f"{ALPHA:g}; the 95 % interval is the claim's own, uncorrected paired t-interval over seeds.",
-              "", "| claim | metric | a − b (mean over seeds) | 95 % interval | seeds | p | Holm p | verdict (Holm) |",
-              "|---|---|---|---|---|---|---|---|"]
+              f"{ALPHA:g}; the 95 % interval is the claim's own, uncorrected paired t-interval over seeds; the "
+              f"simultaneous one is Bonferroni's over the same {n_family} claims (all of them cover their true "
+              f"differences together with probability ≥ 95 %). Both count the variation over seeds only, not the "
+              f"test records' (each run's bootstrap interval is in its eval.json).",
+              "", "| claim | metric | a − b (mean over seeds) | 95 % interval | simultaneous 95 % interval | seeds "
+              "| p | Holm p | verdict (Holm) |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for claim, r in zip(grid.claims, checked):
         f = fmt_of.get(claim.metric, ".3f")
         shown = claim.metric + (f" − {claim.b_metric}" if claim.b_metric else "")
@@ -695,11 +706,12 @@ def render(grid: Grid, results: dict, others: list[tuple[Grid, dict]] = ()) -> s
         if r is None:
             undefined = any(not_defined(results, c, claim.metric) for c in (claim.a, claim.b))
             verdict = "n/a (not defined)" if undefined else "no results"
-            lines.append(f"| {label} | {shown} | – | – | 0 | – | – | {verdict} |")
+            lines.append(f"| {label} | {shown} | – | – | – | 0 | – | – | {verdict} |")
             continue
-        interval, p, p_holm = ("–", "–", "–") if not math.isfinite(r.p) else (
-            f"[{r.low:+{f}}, {r.high:+{f}}]", _p(r.p), _p(r.p_holm))
-        lines.append(f"| {label} | {shown} | {r.mean:+{f}} | {interval} | {r.n} | {p} | {p_holm} | "
+        interval, joint, p, p_holm = ("–", "–", "–", "–") if not math.isfinite(r.p) else (
+            f"[{r.low:+{f}}, {r.high:+{f}}]", "[{:+{f}}, {:+{f}}]".format(*r.simultaneous(n_family), f=f),
+            _p(r.p), _p(r.p_holm))
+        lines.append(f"| {label} | {shown} | {r.mean:+{f}} | {interval} | {joint} | {r.n} | {p} | {p_holm} | "
                      f"{r.verdict} |")
     if configs:
         tables = configs[:1] if grid.task_tables is None else [c for c in grid.task_tables if c in configs]
@@ -718,6 +730,9 @@ TASK_COLUMNS = (("zero-shot", "zero_shot_{task}_auc_macro"), ("probe 1 %", "line
                 ("probe 10 %", "linear_probe_{task}_10pct_auc_macro"),
                 ("probe 100 %", "linear_probe_{task}_100pct_auc_macro"),
                 ("untrained, probe 100 %", "baseline_linear_probe_{task}_100pct_auc_macro"))
+TASK_COLUMNS_Z = (("zero-shot", "zero_shot_{task}_auc_macro"),
+                  *((f"z probe {pct} %", f"linear_probe_z_{{task}}_{pct}pct_auc_macro") for pct in (1, 10, 100)),
+                  ("untrained, z probe 100 %", "baseline_linear_probe_z_{task}_100pct_auc_macro"))
 
 
 def cell_with_interval(results: dict, config: str, key: str, fmt: str = ".3f") -> str:
@@ -730,12 +745,21 @@ def cell_with_interval(results: dict, config: str, key: str, fmt: str = ".3f") -
     return text + run_interval(results, config, min(values), key, fmt)
 
 
+def task_columns(results: dict, config: str) -> tuple:
+    """The probes on z (the primary ones) when the runs have them at every fraction, else those on e_ecg (runs
+    computed before z was probed beyond superdiagnostic at 100 %)."""
+    if any(by_seed(results, config, f"linear_probe_z_{task}_1pct_auc_macro") for task in TASKS):
+        return TASK_COLUMNS_Z
+    return TASK_COLUMNS
+
+
 def render_tasks(results: dict, config: str) -> list[str]:
     """Macro AUC per PTB-XL benchmark task for one configuration: zero-shot, linear probe at 1/10/100 % of the
-    labels and the untrained encoder's probe; empty when its runs hold no per-task figures."""
+    labels and the untrained encoder's probe (`task_columns`); empty when its runs hold no per-task figures."""
     rows = []
+    columns = task_columns(results, config)
     for task in TASKS:
-        cells = [cell_with_interval(results, config, key.format(task=task)) for _, key in TASK_COLUMNS]
+        cells = [cell_with_interval(results, config, key.format(task=task)) for _, key in columns]
         if any(c != "–" for c in cells):
             rows.append(f"| {task} | " + " | ".join(cells) + " |")
     if not rows:
@@ -743,8 +767,8 @@ def render_tasks(results: dict, config: str) -> list[str]:
     seeds = sorted({e["seed"] for e in results["experiments"] if e["config"] == config})
     return ["", f"Per task, `{config}` ({len(seeds)} seed(s)): macro AUC on the test fold, mean ± sd over seeds "
             f"[bootstrap interval of seed {seeds[0]}'s run]:", "",
-            "| task | " + " | ".join(label for label, _ in TASK_COLUMNS) + " |",
-            "|---|" + "---|" * len(TASK_COLUMNS), *rows]
+            "| task | " + " | ".join(label for label, _ in columns) + " |",
+            "|---|" + "---|" * len(columns), *rows]
 
 
 STAGES = ("download", "reports", "text_embeddings", "signals", "train", "ecg_embeddings", "baseline", "evaluate",
