@@ -180,3 +180,80 @@ def test_the_figure_checker_finds_a_figure_no_block_holds_and_a_missing_file(tmp
         "## Elsewhere\nnot a reading: 0.123, see `src/missing.py` and `results/grid.json`.\n")
     assert unsourced_figures(tmp_path) == ["README.md: 0.861", "README.md: 0.777"]
     assert missing_cited_files(tmp_path) == ["README.md: src/missing.py"]
+
+
+# --- verdict words: a reading's "supported" / "not supported" / "contradicted" is the claim table's ----------------
+
+CLAIM_ROW = re.compile(r"^\|[^|\n]*\|[^|\n]*\| ([+-]\d+\.\d+) \| \[([+-]\d+\.\d+), ([+-]\d+\.\d+)\] \|.*\| ([^|\n]+) \|$",
+                       re.M)
+QUOTED_CLAIM = re.compile(r"([+\-−]\d+\.\d{3}) \[([+\-−]\d+\.\d{3}), ([+\-−]\d+\.\d{3})\]")
+VERDICT_WORDS = re.compile(r"\b((?:not|neither(?: is)?|none(?: is)?) supported|none survives|no longer pass(?:es)?|"
+                           r"not shown|contradicted|supported|undefined)\b", re.I)
+SENTENCE_END = re.compile(r"(?<=[.;])\s+(?=[A-Z*(])|\n(?=\s*- )|\n\n")
+
+
+def verdict_of(words: str) -> str:
+    words = words.lower()   # every negated form reads "not supported"
+    if words == "contradicted":
+        return "contradicted"
+    if words in ("supported", "undefined"):
+        return words
+    return "not supported"
+
+
+def claim_verdicts(root: Path) -> dict[tuple[str, str, str], set[str]]:
+    """(a − b, low, high) of every claim row of the generated blocks -> the verdicts it has there."""
+    out: dict[tuple[str, str, str], set[str]] = {}
+    for p in pages(root):
+        for block in BLOCK.findall(p.read_text(encoding="utf-8")):
+            for mean, low, high, verdict in CLAIM_ROW.findall(block):
+                v = verdict.strip()
+                v = "undefined" if v.startswith("undefined") else "not supported" if v.startswith("not supported") \
+                    else v
+                out.setdefault((mean, low, high), set()).add(v)
+    return out
+
+
+def wrong_verdicts(root: Path) -> list[str]:
+    """Claims quoted in a reading section ("a − b [low, high]", as in a claims table) read with another verdict than
+    the claim's in its generated block, as 'page: quote reads X, the block says Y'. A quote's verdict is the first
+    verdict word after it in its sentence ("+0.05 [+0.04, +0.06] (supported)"), else the last one before it ("is not
+    supported: +0.004 [−0.001, +0.009]"); a sentence without a verdict word is not checked."""
+    known = claim_verdicts(root)
+    bad = []
+    for p in pages(root):
+        for sentence in SENTENCE_END.split(readings(p.read_text(encoding="utf-8"))):
+            sentence = re.sub(r"\s+", " ", sentence)
+            words = [(m.start(), verdict_of(m.group(1))) for m in VERDICT_WORDS.finditer(sentence)]
+            if not words:
+                continue
+            for m in QUOTED_CLAIM.finditer(sentence):
+                key = tuple(x.replace("−", "-") for x in m.groups())
+                if key not in known:
+                    continue
+                after = [v for at, v in words if at > m.start()]
+                said = after[0] if after else words[-1][1]
+                if said not in known[key]:
+                    bad.append(f"{p.name}: {m.group(0)} reads '{said}', the block says {sorted(known[key])}")
+    return bad
+
+
+def test_every_verdict_a_reading_gives_a_quoted_claim_is_the_blocks():
+    bad = wrong_verdicts(REPO)
+    assert not bad, "verdict words that contradict the generated claims tables:\n" + "\n".join(bad)
+
+
+def test_the_verdict_checker_finds_a_claim_read_with_the_wrong_verdict(tmp_path):
+    (tmp_path / "docs").mkdir()
+    rows = ("| a beats b (a = a, b = b) | m | +0.165 | [+0.112, +0.218] | [-0.175, +0.505] | 3 | 0.006 | 0.137 | "
+            "not supported |\n| c beats b (a = c, b = b) | m | +0.390 | [+0.381, +0.400] | [+0.327, +0.454] | 3 | "
+            "<0.001 | 0.001 | supported |\n")
+    (tmp_path / "README.md").write_text(
+        f"<!-- results:begin -->\n{rows}<!-- results:end -->\n\n### What the figures say\n"
+        "- InfoNCE helps the probe: +0.165 [+0.112, +0.218] (supported). Zero-shot +0.390 [+0.381, +0.400] is "
+        "supported.\n- Reports lose zero-shot, +0.165 [+0.112, +0.218], not supported after Holm; and +0.390 "
+        "[+0.381, +0.400] is contradicted.\n- Not\n  supported: +0.165 [+0.112, +0.218].\n\n### Elsewhere\n"
+        "- +0.165 [+0.112, +0.218] supported\n")
+    assert wrong_verdicts(tmp_path) == [
+        "README.md: +0.165 [+0.112, +0.218] reads 'supported', the block says ['not supported']",
+        "README.md: +0.390 [+0.381, +0.400] reads 'contradicted', the block says ['supported']"]
