@@ -74,7 +74,8 @@ def main():
             print(f"finetune: task {cfg['task']} ({len(classes)} classes: {', '.join(classes)}), fractions "
                   f"{cfg['label_fractions']}, outcome: {source or 'none'}; lr grid {cfg['lr_grid']} (frozen: "
                   f"{ft.lr_grid_of(cfg, 'frozen')}), up to "
-                  f"{cfg['max_epochs']} epoch(s) per run (patience {cfg['patience']})")
+                  f"{cfg['max_epochs']} epoch(s) per run (patience {cfg['patience']}); trainable inits start from "
+                  + ("their linear probe" if cfg["head_init"] == "probe" else "a zero head"))
             results = ft.run_experiment(signals, pretrained, tasks, cfg, FINETUNE_STATE)
             if rank == 0:
                 np.savez(out / "test_outputs.npz", **{f"{name}__{init}": np.asarray(r["test_out"])
@@ -90,6 +91,10 @@ def main():
                    "finetune_world_size": world, "finetune_protocol": p.split.protocol,
                    "finetune_pretrain_objective": "supervised" if pretrained.supervised else "alignment",
                    "finetune_label_folds": p.split.label_folds, "finetune_label_pool_size": int(len(pool)),
+                   "finetune_head_init": cfg["head_init"],
+                   # records whose SCP labels pretraining saw (through the text, or the control's head): every
+                   # fraction's labels come on top of these
+                   "finetune_pretraining_labels": int(np.isin(folds, p.split.pretrain_pool).sum()),
                    "finetune_n_val": len(tasks[ft.pct_name(cfg["label_fractions"][0])]["val"]),
                    "finetune_n_test": len(tasks[ft.pct_name(cfg["label_fractions"][0])]["test"]),
                    **{f"finetune_{ft.pct_name(f)}_n_train": len(tasks[ft.pct_name(f)]["train"])

@@ -261,7 +261,7 @@ def test_stage_under_two_process_ddp(records, tmp_path):
         for tag in ("f50", "f100"):
             k = f"finetune_{init}_{tag}_auc_macro"
             assert m[k + "_ci_low"] <= m[k] <= m[k + "_ci_high"]
-        assert 0 <= m[f"outcome_{init}_c_index"] <= 1 and m[f"outcome_{init}_best_epoch"] in (1, 2)
+        assert 0 <= m[f"outcome_{init}_c_index"] <= 1 and m[f"outcome_{init}_best_epoch"] in (0, 1, 2)
         assert m[f"outcome_{init}_stopped_epoch"] == 2 and m["finetune_frozen_lr_grid"] == [0.001, 0.01, 0.1]
         assert m[f"finetune_{init}_f50_lr"] in ([0.001, 0.01, 0.1] if init == "frozen" else [0.001])
     assert m["finetune_gain_f100_auc_macro"] == pytest.approx(m["finetune_aligned_f100_auc_macro"]
@@ -394,6 +394,70 @@ def test_head_warmup_trains_the_head_alone_first(records, tmp_path):
     assert after1["head.weight"].abs().sum() > 0                                     # ... head trained
     conv = "base.encoder.features.0.0.weight"
     assert not torch.equal(after2[conv], after1[conv])                               # epoch 2: encoder trained
+
+
+def test_probe_then_fine_tune_starts_every_trainable_init_from_its_own_probe(records, tmp_path):
+    """head_init probe: the aligned init's epoch 0 is the frozen init's chosen head, the random init's the probe on
+    the random encoder's own features (recorded as random-probe); epoch 0 is a candidate for the best epoch."""
+    sig, codes, folds = small(records, 80)
+    y, _, keep = task_labels(codes, STATEMENTS, "superdiagnostic")
+    cfg = config(max_epochs=2, patience=2, head_init="probe", bn_records=0)
+    tasks = ft.classification_tasks(y, keep, folds, cfg)
+    started = []   # the head each fine-tuning run starts from, in run order (aligned, then random)
+    real_fit = ft.fit
+
+    def spy(net, *args, **kw):
+        if isinstance(net, ft.Net):
+            assert kw["from_probe"]
+            started.append({k: v.clone() for k, v in net.head.state_dict().items()})
+        return real_fit(net, *args, **kw)
+
+    ft.fit = spy
+    try:
+        results = ft.run_experiment(sig, tiny_model(sig), tasks, cfg, tmp_path / "state", log=lambda *a: None)
+    finally:
+        ft.fit = real_fit
+    runs = results["f100"]
+    assert set(runs) == {"aligned", "frozen", "random", "random-probe"}
+    for init in ("aligned", "random"):
+        history = runs[init]["history"]
+        assert history[0]["epoch"] == 0 and history[0]["steps"] == 0 and history[0]["train_loss"] is None
+        assert [h["epoch"] for h in history] == [0, 1, 2] and not any(h["head_only"] for h in history)
+        assert runs[init]["stopped_epoch"] == 2 and runs[init]["best_epoch"] in (0, 1, 2)
+    # the fine-tuning runs started from the heads the probes chose (heads are not all zero)
+    assert len(started) == 2
+    for start, probe in zip(started, ("frozen", "random-probe")):
+        assert all(torch.equal(start[k], runs[probe]["head"][k]) for k in start) and start["weight"].abs().sum() > 0
+    assert runs["random-probe"]["history"][0]["epoch"] == 1          # a head-only run has no epoch 0
+    m = ft.summarise(results, {"f100": {**tasks["f100"], "prefix": "finetune", "tag": "f100", "metric": "auc_macro"}},
+                     n_boot=20)
+    assert 0 <= m["finetune_random_probe_f100_auc_macro"] <= 1
+    for init in ("aligned", "frozen", "random", "random_probe"):
+        r = runs[init.replace("_", "-")]
+        assert m[f"finetune_{init}_f100_capped"] == int(r["best_epoch"] == r["stopped_epoch"])
+
+
+def test_epoch_zero_can_be_the_best_and_stops_on_patience(records):
+    """A run from a probe whose fine-tuning never beats it keeps the probe: best epoch 0, the probe's weights."""
+    sig, codes, folds = small(records, 80)
+    y, _, keep = task_labels(codes, STATEMENTS, "superdiagnostic")
+    cfg = config(max_epochs=5, patience=2, head_init="probe", bn_records=0)
+    t = ft.classification_tasks(y, keep, folds, cfg)["f100"]
+    net = ft.make_net("aligned", tiny_model(sig), y.shape[1], 0)
+    torch.nn.init.normal_(net.head.weight)
+    start = {k: v.clone() for k, v in net.state_dict().items()}
+    vals = iter([0.9, 0.8, 0.7, 0.6])
+    real_score = ft.score
+    ft.score = lambda kind, truth, out: next(vals)
+    try:
+        out = ft.fit(net, sig, y, t["train"], t["val"], "bce", cfg, 1e-2, CPU, None, lambda s: None, None,
+                     lambda *a: None, from_probe=True)
+    finally:
+        ft.score = real_score
+    assert out["best_epoch"] == 0 and out["stopped_epoch"] == 2 and [h["val"] for h in out["history"]] == [0.9, 0.8, 0.7]
+    assert all(torch.equal(out["best_state"][k], v) for k, v in start.items() if "running" not in k and "tracked" not in k)
+    assert ft.stopped([{"epoch": 0, "val": 0.9}, {"epoch": 1, "val": 0.8}], 2, 5) is False
+    assert ft.stopped([{"epoch": 0, "val": 0.5}, {"epoch": 1, "val": 0.8}], 2, 1) is True   # max_epochs trained
 
 
 def test_same_seed_same_metrics_other_seed_other_subsample(records, tmp_path):

@@ -20,10 +20,15 @@ The protocol, the same for every init and fraction (the docs' fine-tuning page s
 - every learning rate of the init's grid (AdamW, constant; `lr_grid`, and for the head alone on cached features,
   whose runs take seconds, `lr_grid` times FROZEN_LR_FACTORS) is run; the one with the best validation figure is chosen (per init,
   task and fraction; the first of equals), and the test figure reported is that run's at its best epoch;
-- the head starts at zero; the first `head_warmup_epochs` epochs train the head alone on the encoder's eval-mode
-  features (BatchNorm estimated on the pool first, no gradient into the encoder), so that from the first step of
-  full fine-tuning the encoder's gradient goes through a trained head (with a zero head it gets none:
-  dL/dz = W^T dL/dout = 0);
+- `head_init: probe` (linear probe, then fine-tune): every trainable init starts from the converged linear probe
+  on its own frozen features, fitted and chosen exactly as the `frozen` init's (head only, over the frozen grid,
+  on validation): the aligned init from the frozen init's head itself, the random init from a probe on the random
+  encoder's features (BatchNorm estimated on the pool first). The probe is the fine-tuning run's epoch 0, a
+  candidate for its best epoch, so a run that fine-tuning does not improve keeps its probe;
+  `head_init: zero` (the earlier protocol): the head starts at zero and the first `head_warmup_epochs` epochs train
+  it alone on the encoder's eval-mode features (with a zero head the encoder gets no gradient: dL/dz = W^T dL/dout);
+- `capped` (per run, in the metrics): the best epoch was the last one max_epochs allowed, so a longer budget might
+  have helped it;
 - before every evaluation the encoder's BatchNorm statistics are re-estimated with the current weights on up to
   `bn_records` signals of the label pool (torch.optim.swa_utils.update_bn; signals only, no labels: at 1 % the 16
   labelled records alone would give noisy statistics): a random init at 16 records would otherwise be evaluated with
@@ -64,8 +69,9 @@ from .training import distributed, load_resume, resolve_device, rng_state, seed_
 INITS = ("aligned", "frozen", "random")
 CONFIG_KEYS = ("task", "label_fractions", "max_epochs", "patience", "min_steps_per_epoch", "head_warmup_epochs",
                "bn_records", "batch_size", "lr_grid", "weight_decay", "seed", "device", "train_folds", "val_folds",
-               "test_folds", "precision", "event_batches", "batch_dropout")
-OPTIONAL_KEYS = {"event_batches": False, "batch_dropout": 0.0}   # added later: off unless given
+               "test_folds", "precision", "event_batches", "batch_dropout", "head_init")
+OPTIONAL_KEYS = {"event_batches": False, "batch_dropout": 0.0, "head_init": "zero"}   # added later: as before unless given
+HEAD_INITS = ("probe", "zero")
 # The frozen init trains a linear head on z_ecg computed once, so a run takes seconds; at the encoder's learning rate
 # the head alone was still improving at max_epochs 10 in 21 of the first full-data grid's 27 frozen runs. It runs at
 # every lr of lr_grid times each of these factors.
@@ -82,7 +88,7 @@ def config_from_params(p) -> dict:
             "patience": f.patience, "min_steps_per_epoch": f.min_steps_per_epoch,
             "head_warmup_epochs": f.head_warmup_epochs, "bn_records": f.bn_records, "batch_size": f.batch_size,
             "lr_grid": list(f.lr_grid), "weight_decay": f.weight_decay, "seed": f.seed,
-            "event_batches": f.event_batches, "batch_dropout": f.batch_dropout,
+            "event_batches": f.event_batches, "batch_dropout": f.batch_dropout, "head_init": f.head_init,
             "device": p.train.device, "precision": f.precision, "train_folds": p.split.label_folds,
             "val_folds": list(p.split.val_folds), "test_folds": list(p.split.test_folds)}
 
@@ -306,8 +312,10 @@ def best_record(history: list[dict]) -> dict:
 
 
 def stopped(history: list[dict], patience: int, max_epochs: int) -> bool:
-    """Early stopping: max_epochs done, or `patience` epochs since the best one."""
-    return len(history) >= max_epochs or (bool(history) and len(history) - best_record(history)["epoch"] >= patience)
+    """Early stopping: max_epochs trained, or `patience` epochs since the best one (epoch 0, the starting point of
+    a run that starts from a probe, counts as a candidate, not as a trained epoch)."""
+    last = history[-1]["epoch"] if history else 0
+    return last >= max_epochs or (bool(history) and last - best_record(history)["epoch"] >= patience)
 
 
 def recalibrate_bn(model: torch.nn.Module, inputs, rows: np.ndarray, device, batch_size: int = 256) -> None:
@@ -330,12 +338,14 @@ def bn_rows(pool: np.ndarray, n: int, seed: int) -> np.ndarray:
 
 
 def fit(net, inputs, target, train_rows, val_rows, kind: str, cfg: dict, lr: float, device, saved: dict | None,
-        save, hook, log, pool=None) -> dict:
+        save, hook, log, pool=None, from_probe: bool = False) -> dict:
     """Train `net` on train_rows (inputs: signals or cached features; target: N x C) at learning rate `lr` until
     early stopping (module docstring); the best epoch chosen by the validation figure; BatchNorm re-estimated on
     up to cfg["bn_records"] rows of `pool` (default: train_rows) before each evaluation. saved: this run's resume
-    state; save(state) is called after every epoch; hook(epoch) too (tests kill a run there). Returns
-    {"best_state", "best_epoch", "stopped_epoch", "val", "history"}."""
+    state; save(state) is called after every epoch; hook(epoch) too (tests kill a run there). from_probe: the net's
+    head is a fitted probe (head_init probe): the starting weights are evaluated as epoch 0, a candidate for the best
+    epoch, and no epoch trains the head alone. Returns {"best_state", "best_epoch", "stopped_epoch", "val",
+    "history"}."""
     rank, world = distributed()
     model = net
     if world > 1:
@@ -353,10 +363,19 @@ def fit(net, inputs, target, train_rows, val_rows, kind: str, cfg: dict, lr: flo
     calibration = bn_rows(pool, cfg["bn_records"], cfg["seed"]) if isinstance(model, Net) else train_rows[:0]
     from tqdm import tqdm
 
-    while not stopped(history, cfg["patience"], cfg["max_epochs"]):
-        epoch = len(history) + 1
+    if from_probe and not history:   # epoch 0: the probe the run starts from
         t0 = time.perf_counter()
-        warmup = isinstance(model, Net) and epoch <= cfg["head_warmup_epochs"]
+        recalibrate_bn(model, inputs, calibration, device)
+        val = score(kind, np.asarray(target)[val_rows], predict(model, inputs, val_rows, 256, device,
+                                                                cfg["precision"]))
+        history.append({"epoch": 0, "steps": 0, "head_only": False, "train_loss": None, "val": val,
+                        "seconds": time.perf_counter() - t0})
+        best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        log(f"  epoch 0 (the probe it starts from): val {'C-index' if kind == 'cox' else 'macro AUC'} {val:.4f}")
+    while not stopped(history, cfg["patience"], cfg["max_epochs"]):
+        epoch = history[-1]["epoch"] + 1 if history else 1
+        t0 = time.perf_counter()
+        warmup = isinstance(model, Net) and not from_probe and epoch <= cfg["head_warmup_epochs"]
         net.train()
         if warmup:   # a linear probe on the encoder's eval-mode features, its BatchNorm estimated on the pool first
             if epoch == 1:
@@ -408,8 +427,8 @@ def fit(net, inputs, target, train_rows, val_rows, kind: str, cfg: dict, lr: flo
         if hook is not None:
             hook(epoch)
     best = best_record(history)
-    log(f"  stopped after epoch {len(history)} (best: epoch {best['epoch']}, val {best['val']:.4f})")
-    return {"best_state": best_state, "best_epoch": best["epoch"], "stopped_epoch": len(history),
+    log(f"  stopped after epoch {history[-1]['epoch']} (best: epoch {best['epoch']}, val {best['val']:.4f})")
+    return {"best_state": best_state, "best_epoch": best["epoch"], "stopped_epoch": history[-1]["epoch"],
             "val": best["val"], "history": history}
 
 
@@ -472,9 +491,10 @@ def run_experiment(signals, pretrained: AlignmentModel, tasks: dict, cfg: dict, 
     """Train every (task, init, lr of the init's grid: lr_grid_of) run. tasks: name -> {"kind": "bce"|"cox",
     "target": N x C, "train", "val", "test": row indices}. Returns name -> init -> the run at the chosen lr (choose_lr):
     {"test_out", "lr", "val", "best_epoch", "stopped_epoch", "history", "by_lr": lr -> {"val", "best_epoch",
-    "stopped_epoch", "history"}} (test_out: test outputs of the best epoch). Resumable (module docstring);
-    hook(run_name, epoch) is called after each epoch (run_name: "<task>/<init>/lr<lr>"); `inits`: a subset of
-    INITS (tests)."""
+    "stopped_epoch", "history"}} (test_out: test outputs of the best epoch), and with head_init probe also
+    "random-probe": the probe the random init starts from (a linear probe on the random encoder's features).
+    Resumable (module docstring); hook(run_name, epoch) is called after each epoch (run_name:
+    "<task>/<init>/lr<lr>"); `inits`: a subset of INITS (tests)."""
     rank, world = distributed()
     log = log if rank == 0 else (lambda *a, **k: None)
     device = resolve_device(cfg["device"], int(os.environ.get("LOCAL_RANK", 0)))
@@ -485,51 +505,88 @@ def run_experiment(signals, pretrained: AlignmentModel, tasks: dict, cfg: dict, 
     state = load_resume(path, key, log, _progress)
     done = state["done"] if state else {}
     current = state.get("current") if state else None
-    features = None
+    used = np.unique(np.concatenate([np.concatenate([u["train"], u["val"], u["test"]]) for u in tasks.values()]))
+    # z_ecg of a frozen encoder on every row used, computed once: "aligned", and "random/<task>" (the random init's
+    # weights depend on the task's head size: make_net draws the head before the encoder)
+    features: dict = {}
+    probe = cfg["head_init"] == "probe"
     results: dict = {}
+
+    def frozen_features(init: str, net=None) -> np.ndarray:
+        if init not in features:
+            base = pretrained if init == "aligned" else net.base
+            if init != "aligned":   # the random encoder's BatchNorm estimated on the pool, as fit does
+                recalibrate_bn(net, signals, bn_rows(t.get("pool", t["train"]), cfg["bn_records"], cfg["seed"]),
+                               device)
+            features[init] = np.zeros((len(signals), pretrained.config["embed_dim"]), dtype=np.float32)
+            features[init][used] = encode_all(base, signals, rows=used, device=device, precision=cfg["precision"])[0]
+        return features[init]
+
+    def runs(name: str, t: dict, label: str, grid, make, inputs, start=None) -> dict:
+        """Every lr of `grid` for one init (`label` names its runs), resumable; lr -> the run's record."""
+        by_lr = {}
+        for lr in grid:
+            run = f"{name}/{label}/lr{lr:g}"
+            if run not in done:
+                log(f"{run}: {len(t['train'])} training, {len(t['val'])} validation, {len(t['test'])} test records")
+                net = make()
+                if start is not None:
+                    net.head.load_state_dict(start)
+                saved = current["fit"] if current is not None and current["run"] == run else None
+
+                def save(fit_state, run=run):
+                    _save_state(path, {"key": key, "done": done, "current": {"run": run, "fit": fit_state}})
+
+                out = fit(net, inputs, t["target"], t["train"], t["val"], t["kind"], cfg, lr, device, saved, save,
+                          None if hook is None else (lambda epoch, run=run: hook(run, epoch)), log, t.get("pool"),
+                          from_probe=start is not None)
+                net.load_state_dict(out["best_state"])
+                done[run] = {"test_out": torch.from_numpy(predict(net, inputs, t["test"], 256, device,
+                                                                  cfg["precision"])),
+                             "head": {k: v.detach().cpu().clone() for k, v in
+                                      (net if not isinstance(net, Net) else net.head).state_dict().items()},
+                             **{k: out[k] for k in ("val", "best_epoch", "stopped_epoch", "history")}}
+                if rank == 0:
+                    _save_state(path, {"key": key, "done": done, "current": None})
+            by_lr[lr] = done[run]
+        return by_lr
+
+    def chosen(name: str, label: str, by_lr: dict) -> dict:
+        lr = choose_lr(by_lr)
+        if len(by_lr) > 1:
+            log(f"{name}/{label}: lr {lr:g} chosen on validation ("
+                + ", ".join(f"{g:g}: {r['val']:.4f}" for g, r in by_lr.items()) + ")")
+        return {**by_lr[lr], "lr": lr, "by_lr": {g: {k: r[k] for k in ("val", "best_epoch", "stopped_epoch", "history")}
+                                                  for g, r in by_lr.items()}}
+
     for name, t in tasks.items():
-        for init in inits:
-            by_lr = {}
-            for lr in lr_grid_of(cfg, init):
-                run = f"{name}/{init}/lr{lr:g}"
-                if run not in done:
-                    log(f"{run}: {len(t['train'])} training, {len(t['val'])} validation, {len(t['test'])} test "
-                        f"records")
-                    out_dim = 1 if t["kind"] == "cox" else t["target"].shape[1]   # Cox: one risk score
-                    dropout = cfg["batch_dropout"] if t["kind"] == "cox" else 0.0   # the risk model's option
-                    net = make_net(init, pretrained, out_dim, cfg["seed"], dropout).to(device)
-                    inputs = signals
-                    if init == "frozen":
-                        if features is None:   # z_ecg of the frozen aligned encoder, computed once for every row used
-                            features = np.zeros((len(signals), pretrained.config["embed_dim"]), dtype=np.float32)
-                            used = np.unique(np.concatenate([np.concatenate([u["train"], u["val"], u["test"]])
-                                                             for u in tasks.values()]))
-                            features[used] = encode_all(pretrained, signals, rows=used, device=device,
-                                                                precision=cfg["precision"])[0]
-                        inputs = features
-                    saved = current["fit"] if current is not None and current["run"] == run else None
+        out_dim = 1 if t["kind"] == "cox" else t["target"].shape[1]   # Cox: one risk score
+        dropout = cfg["batch_dropout"] if t["kind"] == "cox" else 0.0   # the risk model's option
+        head_grid = lr_grid_of(cfg, "frozen")
+        results[name] = {}
+        # the frozen init first: with head_init probe its head is where the aligned init starts
+        order = sorted(inits, key=lambda i: i != "frozen")
 
-                    def save(fit_state, run=run):
-                        _save_state(path, {"key": key, "done": done, "current": {"run": run, "fit": fit_state}})
+        def head_only():
+            return make_net("frozen", pretrained, out_dim, cfg["seed"], dropout).to(device)
 
-                    out = fit(net, inputs, t["target"], t["train"], t["val"], t["kind"], cfg, lr, device, saved,
-                              save, None if hook is None else (lambda epoch, run=run: hook(run, epoch)), log,
-                              t.get("pool"))
-                    net.load_state_dict(out["best_state"])
-                    done[run] = {"test_out": torch.from_numpy(predict(net, inputs, t["test"], 256, device,
-                                                                      cfg["precision"])),
-                                 **{k: out[k] for k in ("val", "best_epoch", "stopped_epoch", "history")}}
-                    if rank == 0:
-                        _save_state(path, {"key": key, "done": done, "current": None})
-                by_lr[lr] = done[run]
-            lr = choose_lr(by_lr)
-            results.setdefault(name, {})[init] = {
-                **by_lr[lr], "lr": lr,
-                "by_lr": {g: {k: r[k] for k in ("val", "best_epoch", "stopped_epoch", "history")}
-                          for g, r in by_lr.items()}}
-            if len(by_lr) > 1:
-                log(f"{name}/{init}: lr {lr:g} chosen on validation ("
-                    + ", ".join(f"{g:g}: {r['val']:.4f}" for g, r in by_lr.items()) + ")")
+        for init in order:
+            make = lambda init=init: make_net(init, pretrained, out_dim, cfg["seed"], dropout).to(device)  # noqa: E731
+            if init == "frozen":
+                by_lr = runs(name, t, init, head_grid, head_only, frozen_features("aligned"))
+            else:
+                start = None
+                if probe and init == "aligned":   # the frozen init's probe (run here if `inits` leaves it out)
+                    frozen = results[name].get("frozen") or chosen(name, "frozen", runs(
+                        name, t, "frozen", head_grid, head_only, frozen_features("aligned")))
+                    start = frozen["head"]
+                elif probe:   # a probe on the random encoder's own features (the same random weights as below)
+                    start_run = chosen(name, "random-probe", runs(name, t, "random-probe", head_grid, head_only,
+                                                                  frozen_features(f"random/{name}", make())))
+                    start = start_run["head"]
+                    results[name]["random-probe"] = start_run
+                by_lr = runs(name, t, init, lr_grid_of(cfg, init), make, signals, start)
+            results[name][init] = chosen(name, init, by_lr)
     if world > 1:
         dist.barrier()
     return results
@@ -560,7 +617,10 @@ def summarise(results: dict, tasks: dict, n_boot: int = stats.N_BOOT, seed: int 
     _val_<metric> (its best validation figure), _best_epoch, _stopped_epoch; <prefix>_gain_<tag>_<metric> (aligned -
     random) and
     <prefix>_frozen_gain_<tag>_<metric> (frozen - random) with paired bootstrap intervals (the same resamples of
-    the test records for every init). Undefined figures are None."""
+    the test records for every init); <prefix>_<init>_<tag>_capped: 1 when the best epoch was the last one trained
+    and the run stopped there, i.e. at max_epochs (a longer budget might have helped), else 0; with head_init
+    probe the same figures for random_probe (the linear probe on the random encoder's features the random init
+    starts from). Undefined figures are None."""
     m, lrs = {}, {}
     for name, t in tasks.items():
         prefix, tag, metric = t["prefix"], t.get("tag", ""), t["metric"]
@@ -569,17 +629,19 @@ def summarise(results: dict, tasks: dict, n_boot: int = stats.N_BOOT, seed: int 
         counts = (stats.bootstrap_counts(len(t["test"]), n_boot, seed) if t["kind"] == "cox"
                   else stats.class_complete_counts(truth > 0.5, n_boot, seed)[0])
         boot, point = {}, {}
-        for init in INITS:
+        for init in [i for i in (*INITS, "random-probe") if i in results[name]]:
             r = results[name][init]
             out = np.asarray(r["test_out"])
             boot[init], point[init] = resampled(t["kind"], truth, out, counts), score(t["kind"], truth, out)
             lo, hi = stats.interval(boot[init])
-            k = key(prefix, init, tag, metric)
-            lrs[key(prefix, init, tag, "lr")] = float(r["lr"])   # not rounded
+            name_ = init.replace("-", "_")
+            k = key(prefix, name_, tag, metric)
+            lrs[key(prefix, name_, tag, "lr")] = float(r["lr"])   # not rounded
             m.update({k: point[init], k + "_ci_low": lo, k + "_ci_high": hi,
-                      key(prefix, init, tag, "val", metric): float(r["val"]),
-                      key(prefix, init, tag, "best_epoch"): int(r["best_epoch"]),
-                      key(prefix, init, tag, "stopped_epoch"): int(r["stopped_epoch"])})
+                      key(prefix, name_, tag, "val", metric): float(r["val"]),
+                      key(prefix, name_, tag, "best_epoch"): int(r["best_epoch"]),
+                      key(prefix, name_, tag, "stopped_epoch"): int(r["stopped_epoch"]),
+                      key(prefix, name_, tag, "capped"): int(r["best_epoch"] == r["stopped_epoch"] > 0)})
         for init, gain in (("aligned", "gain"), ("frozen", "frozen_gain")):
             lo, hi = stats.interval(boot[init] - boot["random"])
             k = key(prefix, gain, tag, metric)
@@ -623,16 +685,18 @@ def report(metrics: dict, fractions) -> str:
     fmt = lambda m, k: "-" if m.get(k) is None else (  # noqa: E731
         f"{m[k]:.3f} [{m[k + '_ci_low']:.3f}, {m[k + '_ci_high']:.3f}]" if m.get(k + "_ci_low") is not None
         else f"{m[k]:.3f}")
-    rows = [(f"{f * 100:g} % ({metrics.get(f'finetune_{pct_name(f)}_n_train')} records)", "finetune",
-             pct_name(f), "auc_macro") for f in fractions]
+    seen = metrics.get("finetune_pretraining_labels")
+    rows = [(f"{f * 100:g} % ({metrics.get(f'finetune_{pct_name(f)}_n_train')}"
+             + (f" + {seen} pretraining)" if seen is not None else " records)"), "finetune", pct_name(f), "auc_macro")
+            for f in fractions]
     if metrics.get("outcome_kind") not in (None, "none"):
         metric = "c_index" if metrics["outcome_kind"] == "survival" else "auc"
         rows.append((f"outcome {metric} ({metrics['outcome_n_train']} records)", "outcome", "", metric))
-    lines = [f"{'labels':<28}" + "".join(f"{i:<24}" for i in INITS) + "gain of pretraining (aligned - random)"]
+    lines = [f"{'labels':<34}" + "".join(f"{i:<24}" for i in INITS) + "gain of pretraining (aligned - random)"]
     for label, prefix, tag, metric in rows:
-        lines.append(f"{label:<28}" + "".join(f"{fmt(metrics, key(prefix, i, tag, metric)):<24}" for i in INITS)
+        lines.append(f"{label:<34}" + "".join(f"{fmt(metrics, key(prefix, i, tag, metric)):<24}" for i in INITS)
                      + fmt(metrics, key(prefix, "gain", tag, metric)))
-        lines.append(f"{'  lr, best/stopped epoch':<28}" + "".join(
+        lines.append(f"{'  lr, best/stopped epoch':<34}" + "".join(
             f"{metrics.get(key(prefix, i, tag, 'lr'), 0):<8g}{metrics.get(key(prefix, i, tag, 'best_epoch'))}/"
             f"{metrics.get(key(prefix, i, tag, 'stopped_epoch'))}".ljust(24) for i in INITS))
     return "\n".join(lines)

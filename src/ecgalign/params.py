@@ -192,6 +192,7 @@ class Finetune:
     on_error: Literal["raise", "skip"]
     precision: Literal[PRECISIONS]
     event_batches: bool
+    head_init: Literal["probe", "zero"]
     batch_dropout: float = between(0.0, 0.9)
 
 
