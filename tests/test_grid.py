@@ -126,7 +126,7 @@ def test_a_difference_without_variation_over_seeds_is_undefined_never_p_zero(gri
         assert r.n == 3 and r.mean == pytest.approx(0.1) and math.isnan(r.p) and r.verdict == g.UNDEFINED
     assert all(r.verdict == g.UNDEFINED and math.isnan(r.p_holm) for r in g.claim_results(grid, same)[:3])
     block = g.render(grid, same)
-    assert "| a beats b (a = a, b = b) | ecg_to_text_r1 | +0.100 | – | – | 3 | – | – | undefined" in block
+    assert "| a beats b (a = a, b = b) | ecg_to_text_r1 | +0.100 | – | – | – | 3 | – | – | undefined" in block
     assert "Holm–Bonferroni-corrected across the 0 claims" in block
 
 
@@ -158,10 +158,10 @@ def test_render_shows_every_configuration_and_claim(grid):
     assert "| c | ? | 0 | 0.480 [0.410, 0.550] | 0.50 |" in block
     # p = 0.038 alone, but Holm across the 3 claims with an interval: 2 x 0.038 = 0.075 -> not supported
     # the simultaneous interval over the 3 claims: t(1 - 0.05 / 6, 2) instead of t(0.975, 2)
-    assert ("| a beats b (a = a, b = b) | ecg_to_text_r1 | +0.167 | [+0.023, +0.310] | [-0.088, +0.422] | 3 | "
+    assert ("| a beats b (a = a, b = b) | ecg_to_text_r1 | +0.167 | [+0.023, +0.310] | [-0.088, +0.422] | – | 3 | "
             "0.038 | 0.075 | not supported |") in block
     assert "| a equals b (a = a, b = b, equal within ±0.5) | ecg_to_text_r1 | +0.167 | [+0.023, +0.310] | " \
-           "[-0.088, +0.422] | 3 | 0.010 | 0.030 | supported |" in block
+           "[-0.088, +0.422] | – | 3 | 0.010 | 0.030 | supported |" in block
     assert "Holm–Bonferroni-corrected across the 3 claims" in block
     readme = f"# x\n\n## Results\n{g.BEGIN}\nold\n{g.END}\nhand table\n"
     new = g.replace_block(readme, block)
@@ -461,3 +461,23 @@ def test_experiments_are_queued_seed_by_seed(grid):
     assert [n for n, _ in g.queue_order(grid, missing)] == ["a-s0", "b-s0", "c-s0", "a-s1", "b-s1", "c-s1",
                                                             "a-s2", "b-s2", "c-s2"]
     assert dict(g.queue_order(grid, missing)) == dict(missing)
+
+
+def test_two_level_interval_resamples_seeds_and_each_runs_test_records():
+    claim = g.Claim("a beats b", "a", "b", "m", "higher")
+
+    def run(config, seed, value, half=None):
+        extra = {} if half is None else {"m_ci_low": value - half, "m_ci_high": value + half}
+        return exp(config, seed, 0.5, m=value, ci_level=0.95, **extra)
+
+    # no test-record spread: the seed bootstrap of the differences 0.1 and 0.3 alone, means in {0.1, 0.2, 0.3}
+    flat = {"experiments": [run("a", 0, 0.6, 0.0), run("a", 1, 0.8, 0.0), run("b", 0, 0.5, 0.0), run("b", 1, 0.5, 0.0)]}
+    assert g.two_level(flat, claim) == (pytest.approx(0.1), pytest.approx(0.3))
+    # each run's interval (se 0.05 a run) widens it beyond the seeds' spread
+    wide = {"experiments": [run("a", 0, 0.6, 0.098), run("a", 1, 0.8, 0.098), run("b", 0, 0.5, 0.098),
+                            run("b", 1, 0.5, 0.098)]}
+    low, high = g.two_level(wide, claim)
+    assert low < 0.05 and high > 0.35 and g.two_level(wide, claim) == (low, high)   # seeded: the same twice
+    # a run without a recorded interval: no two-level interval
+    assert g.two_level({"experiments": [run("a", 0, 0.6), run("a", 1, 0.8), run("b", 0, 0.5), run("b", 1, 0.5)]},
+                       claim) is None

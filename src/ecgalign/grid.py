@@ -603,6 +603,44 @@ def paired(results: dict, claim: Claim) -> Paired | None:
     return Paired(n, mean, low, high, _verdict(claim, mean, p), p=p, se=se)
 
 
+def run_se(results: dict, config: str, key: str) -> dict[int, float]:
+    """Seed -> the standard error over test records of one run's figure, from the bootstrap interval the run
+    recorded (<key>_ci_low/_ci_high at its ci_level, as a normal's: width / (2 z)); empty without one."""
+    from scipy.stats import norm
+    out = {}
+    if len(datasets(results, config)) > 1:
+        return out
+    file = key.rpartition(":")[0] + ":" if ":" in key else ""
+    for e in results["experiments"]:
+        if e["config"] == config:
+            lo, hi = (metric_value(e["metrics"], f"{key}{sfx}") for sfx in ("_ci_low", "_ci_high"))
+            level = metric_value(e["metrics"], f"{file}ci_level") or 0.95
+            if lo is not None and hi is not None:
+                out[e["seed"]] = (hi - lo) / (2 * norm.ppf((1 + level) / 2))
+    return out
+
+
+def two_level(results: dict, claim: Claim, n_boot: int = 4000, seed: int = 0) -> tuple[float, float] | None:
+    """The claim's 95 % interval from a two-level bootstrap: the seeds both configurations share resampled with
+    replacement, and within each drawn run its figure redrawn over test records (each run's bootstrap, as a normal
+    with the spread of its recorded interval: `run_se`). The two arms' test-record draws are independent, which
+    overstates the spread of a paired difference (both arms score the same test records): a conservative interval.
+    None when a run has no recorded interval or fewer than 2 seeds are shared."""
+    import numpy as np
+    a, b = by_seed(results, claim.a, claim.metric), by_seed(results, claim.b, claim.metric_b)
+    sa, sb = run_se(results, claim.a, claim.metric), run_se(results, claim.b, claim.metric_b)
+    seeds = sorted(set(a) & set(b) & set(sa) & set(sb))
+    if len(seeds) < 2:
+        return None
+    diff = np.array([a[s] - b[s] for s in seeds])
+    var = np.array([sa[s] ** 2 + sb[s] ** 2 for s in seeds])
+    rng = np.random.default_rng(seed)
+    pick = rng.integers(0, len(seeds), size=(n_boot, len(seeds)))
+    draws = (diff[pick] + rng.standard_normal(pick.shape) * np.sqrt(var[pick])).mean(axis=1)
+    low, high = np.percentile(draws, [2.5, 97.5])
+    return float(low), float(high)
+
+
 def _verdict(claim: Claim, mean: float, p: float) -> str:
     if not p < ALPHA:
         return "not supported"
@@ -693,11 +731,13 @@ def render(grid: Grid, results: dict, others: list[tuple[Grid, dict]] = ()) -> s
               f"error {ALPHA * 100:g} %): a claim is supported or contradicted when its Holm-adjusted p is below "
               f"{ALPHA:g}; the 95 % interval is the claim's own, uncorrected paired t-interval over seeds; the "
               f"simultaneous one is Bonferroni's over the same {n_family} claims (all of them cover their true "
-              f"differences together with probability ≥ 95 %). Both count the variation over seeds only, not the "
-              f"test records' (each run's bootstrap interval is in its eval.json).",
-              "", "| claim | metric | a − b (mean over seeds) | 95 % interval | simultaneous 95 % interval | seeds "
-              "| p | Holm p | verdict (Holm) |",
-              "|---|---|---|---|---|---|---|---|---|"]
+              f"differences together with probability ≥ 95 %). Both count the variation over seeds only; the "
+              f"two-level one also the test records' (seeds resampled, and each run's figure redrawn from its own "
+              f"bootstrap interval, the two arms independently: conservative; `grid.two_level`), where the runs "
+              f"recorded an interval.",
+              "", "| claim | metric | a − b (mean over seeds) | 95 % interval | simultaneous 95 % interval | "
+              "two-level 95 % interval | seeds | p | Holm p | verdict (Holm) |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for claim, r in zip(grid.claims, checked):
         f = fmt_of.get(claim.metric, ".3f")
         shown = claim.metric + (f" − {claim.b_metric}" if claim.b_metric else "")
@@ -706,13 +746,15 @@ def render(grid: Grid, results: dict, others: list[tuple[Grid, dict]] = ()) -> s
         if r is None:
             undefined = any(not_defined(results, c, claim.metric) for c in (claim.a, claim.b))
             verdict = "n/a (not defined)" if undefined else "no results"
-            lines.append(f"| {label} | {shown} | – | – | – | 0 | – | – | {verdict} |")
+            lines.append(f"| {label} | {shown} | – | – | – | – | 0 | – | – | {verdict} |")
             continue
         interval, joint, p, p_holm = ("–", "–", "–", "–") if not math.isfinite(r.p) else (
             f"[{r.low:+{f}}, {r.high:+{f}}]", "[{:+{f}}, {:+{f}}]".format(*r.simultaneous(n_family), f=f),
             _p(r.p), _p(r.p_holm))
-        lines.append(f"| {label} | {shown} | {r.mean:+{f}} | {interval} | {joint} | {r.n} | {p} | {p_holm} | "
-                     f"{r.verdict} |")
+        levels = two_level(results, claim)
+        two = "–" if levels is None else "[{:+{f}}, {:+{f}}]".format(*levels, f=f)
+        lines.append(f"| {label} | {shown} | {r.mean:+{f}} | {interval} | {joint} | {two} | {r.n} | {p} | "
+                     f"{p_holm} | {r.verdict} |")
     if configs:
         tables = configs[:1] if grid.task_tables is None else [c for c in grid.task_tables if c in configs]
         for c in tables:
