@@ -52,6 +52,9 @@ def main(argv=None) -> int:
                 print(f"warning: {len(dropped)} experiment(s) of the previous snapshot are not current experiments "
                       f"here and were left out: {', '.join(dropped)}; `git checkout {grid.results}` restores it",
                       file=sys.stderr)
+        if not Path(args.results).exists():
+            raise g.GridError(f"{args.results} not found: the grid has not been run and collected yet (make grid "
+                              f"GRID={Path(args.grid).name})")
         results = json.loads(Path(args.results).read_text())
         readme = Path(args.readme).read_text()
         new = g.replace_block(readme, g.render(grid, results, g.family_members(grid, ROOT)))

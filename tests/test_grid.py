@@ -481,3 +481,12 @@ def test_two_level_interval_resamples_seeds_and_each_runs_test_records():
     # a run without a recorded interval: no two-level interval
     assert g.two_level({"experiments": [run("a", 0, 0.6), run("a", 1, 0.8), run("b", 0, 0.5), run("b", 1, 0.5)]},
                        claim) is None
+
+
+def test_a_grid_never_collected_is_one_error_line_saying_what_to_run(tmp_path, capsys):
+    import results_table
+    (tmp_path / "experiments-new.yaml").write_text("configs:\n  a: {}\nmetrics: [m]\nclaims: []\n")
+    assert results_table.main(["--grid", str(tmp_path / "experiments-new.yaml"), "--results",
+                               str(tmp_path / "grid-new.json"), "--readme", str(tmp_path / "README.md")]) == 2
+    assert capsys.readouterr().err == (f"error: {tmp_path / 'grid-new.json'} not found: the grid has not been run "
+                                       f"and collected yet (make grid GRID=experiments-new.yaml)\n")
