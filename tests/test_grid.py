@@ -307,7 +307,8 @@ def test_exp_show_json_is_read_into_states():
 
 
 @pytest.mark.parametrize("grid_file", ["experiments.yaml", "experiments-quick.yaml", "experiments-finetune.yaml",
-                                       "experiments-text.yaml", "experiments-study.yaml", "experiments-precision.yaml"])
+                                       "experiments-text.yaml", "experiments-study.yaml", "experiments-precision.yaml",
+                                       "experiments-claims.yaml"])
 def test_results_blocks_are_what_the_script_writes_for_the_committed_results(grid_file):
     grid = g.load_grid(REPO / grid_file, REPO)
     results = json.loads((REPO / grid.results).read_text())
