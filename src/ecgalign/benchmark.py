@@ -122,9 +122,9 @@ def retrieval_levels(prep: SimpleNamespace, rows, n_random: int, seed: int) -> d
 
 def retrieval(prep: SimpleNamespace, rows, e_ecg, e_text, counts=None, n_shuffles: int = 5, seed: int = 0,
               prefix: str = "", level: float = stats.LEVEL) -> dict:
-    """Retrieval figures of one model on `rows` (e_ecg, e_text row-aligned with rows; ranked by cosine): ECG -> text of every record
-    (ecg_to_text_r*, a hit = the same text: the canonical code set under text.source=statements, see text_keys),
-    ECG -> the gallery of distinct reports (ecg_to_report{,_codes,_super}_r*), Jaccard mAP over that gallery (raw, and
+    """Retrieval figures of one model on `rows` (e_ecg, e_text row-aligned with rows; ranked by cosine): ECG -> text
+    of every record (ecg_to_text_r*, a hit = the same text: the canonical code set under text.source=statements,
+    see text_keys), ECG -> the gallery of distinct reports (ecg_to_report{,_codes,_super}_r*), Jaccard mAP over that gallery (raw, and
     normalised: each query's AP divided by its ideal ranking's, report_map_jaccard_norm), top-10 hubness, each
     recall's shuffle null; with bootstrap intervals at `level` when `counts` (B x len(rows): resampled queries,
     fixed gallery) is given."""
@@ -189,7 +189,8 @@ def tasks(prep: SimpleNamespace, emb: dict, prompts_of, counts, c_grid, prefix: 
     """Zero-shot and linear-probe figures on every task; emb = {"e": {split: rows x d}, "z": {...}} for the
     splits "train" (all training rows), "val", "test", row-aligned with prep.train/val/test; prompts_of(task) ->
     (score, classes it scores): score(e rows) -> rows x len(classes) zero-shot scores (`prompt_scorer`,
-    `label_head_scorer`), or prompts_of None: every zero-shot figure is then None. counts = {task: resamples of the task's test records} (`task_bootstrap`) or None
+    `label_head_scorer`), or prompts_of None: every zero-shot figure is then None. counts = {task: resamples of
+    the task's test records} (`task_bootstrap`) or None
     for no intervals. Probes fit on each label-fraction subsample, C chosen on the validation rows.
 
     jobs > 1: the tasks run in that many forked processes (each probe fits on one thread anyway, probe.one_thread),

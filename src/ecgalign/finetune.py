@@ -70,8 +70,8 @@ INITS = ("aligned", "frozen", "random")
 CONFIG_KEYS = ("task", "label_fractions", "max_epochs", "patience", "min_steps_per_epoch", "head_warmup_epochs",
                "bn_records", "batch_size", "lr_grid", "weight_decay", "seed", "device", "train_folds", "val_folds",
                "test_folds", "precision", "event_batches", "batch_dropout", "head_init")
-OPTIONAL_KEYS = {"event_batches": False, "batch_dropout": 0.0, "head_init": "zero"}   # added later: as before unless given
-HEAD_INITS = ("probe", "zero")
+# added later: as before unless given
+OPTIONAL_KEYS = {"event_batches": False, "batch_dropout": 0.0, "head_init": "zero"}
 # The frozen init trains a linear head on z_ecg computed once, so a run takes seconds; at the encoder's learning rate
 # the head alone was still improving at max_epochs 10 in 21 of the first full-data grid's 27 frozen runs. It runs at
 # every lr of lr_grid times each of these factors.
@@ -512,12 +512,11 @@ def run_experiment(signals, pretrained: AlignmentModel, tasks: dict, cfg: dict, 
     probe = cfg["head_init"] == "probe"
     results: dict = {}
 
-    def frozen_features(init: str, net=None) -> np.ndarray:
+    def frozen_features(init: str, net=None, pool=None) -> np.ndarray:
         if init not in features:
             base = pretrained if init == "aligned" else net.base
             if init != "aligned":   # the random encoder's BatchNorm estimated on the pool, as fit does
-                recalibrate_bn(net, signals, bn_rows(t.get("pool", t["train"]), cfg["bn_records"], cfg["seed"]),
-                               device)
+                recalibrate_bn(net, signals, bn_rows(pool, cfg["bn_records"], cfg["seed"]), device)
             features[init] = np.zeros((len(signals), pretrained.config["embed_dim"]), dtype=np.float32)
             features[init][used] = encode_all(base, signals, rows=used, device=device, precision=cfg["precision"])[0]
         return features[init]
@@ -582,7 +581,8 @@ def run_experiment(signals, pretrained: AlignmentModel, tasks: dict, cfg: dict, 
                     start = frozen["head"]
                 elif probe:   # a probe on the random encoder's own features (the same random weights as below)
                     start_run = chosen(name, "random-probe", runs(name, t, "random-probe", head_grid, head_only,
-                                                                  frozen_features(f"random/{name}", make())))
+                                                                  frozen_features(f"random/{name}", make(),
+                                                                                  t.get("pool", t["train"]))))
                     start = start_run["head"]
                     results[name]["random-probe"] = start_run
                 by_lr = runs(name, t, init, lr_grid_of(cfg, init), make, signals, start)

@@ -607,17 +607,9 @@ def run_se(results: dict, config: str, key: str) -> dict[int, float]:
     """Seed -> the standard error over test records of one run's figure, from the bootstrap interval the run
     recorded (<key>_ci_low/_ci_high at its ci_level, as a normal's: width / (2 z)); empty without one."""
     from scipy.stats import norm
-    out = {}
-    if len(datasets(results, config)) > 1:
-        return out
-    file = key.rpartition(":")[0] + ":" if ":" in key else ""
-    for e in results["experiments"]:
-        if e["config"] == config:
-            lo, hi = (metric_value(e["metrics"], f"{key}{sfx}") for sfx in ("_ci_low", "_ci_high"))
-            level = metric_value(e["metrics"], f"{file}ci_level") or 0.95
-            if lo is not None and hi is not None:
-                out[e["seed"]] = (hi - lo) / (2 * norm.ppf((1 + level) / 2))
-    return out
+    lo, hi = by_seed(results, config, f"{key}_ci_low"), by_seed(results, config, f"{key}_ci_high")
+    level = by_seed(results, config, (key.rpartition(":")[0] + ":" if ":" in key else "") + "ci_level")
+    return {s: (hi[s] - lo[s]) / (2 * norm.ppf((1 + level.get(s, 0.95)) / 2)) for s in set(lo) & set(hi)}
 
 
 def two_level(results: dict, claim: Claim, n_boot: int = 4000, seed: int = 0) -> tuple[float, float] | None:
