@@ -491,3 +491,23 @@ def test_a_grid_never_collected_is_one_error_line_saying_what_to_run(tmp_path, c
                                str(tmp_path / "grid-new.json"), "--readme", str(tmp_path / "README.md")]) == 2
     assert capsys.readouterr().err == (f"error: {tmp_path / 'grid-new.json'} not found: the grid has not been run "
                                        f"and collected yet (make grid GRID=experiments-new.yaml)\n")
+
+
+def test_a_new_stage_in_dvc_yaml_leaves_a_grid_of_other_stages_current(tmp_path):
+    """dvc.yaml counts by the definitions of the stages a grid runs: a stage added elsewhere stales nothing, a changed
+    definition of a stage the grid runs does."""
+    env = dict(os.environ, GIT_AUTHOR_NAME="test", GIT_AUTHOR_EMAIL="test@example.com",
+               GIT_COMMITTER_NAME="test", GIT_COMMITTER_EMAIL="test@example.com")
+    shutil.copy(REPO / "dvc.yaml", tmp_path / "dvc.yaml")
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "init"]):
+        run(cmd, tmp_path, env)
+    base = run(["git", "rev-parse", "HEAD"], tmp_path, env).strip()
+    stages = g.run_stages(tmp_path, ["train"])
+    spec = (tmp_path / "dvc.yaml").read_text()
+    (tmp_path / "dvc.yaml").write_text(spec + "  extra:\n    cmd: python src/extra.py\n    deps: [data/model]\n")
+    run(["git", "commit", "-qam", "a new stage"], tmp_path, env)
+    assert g.same_code(tmp_path, base, ["dvc.yaml"], stages)
+    assert not g.same_code(tmp_path, base, ["dvc.yaml"], ())      # the whole pipeline: the new stage is in it
+    (tmp_path / "dvc.yaml").write_text(spec.replace("python src/train_alignment.py", "python src/train_alignment.py -v"))
+    run(["git", "commit", "-qam", "train's command changed"], tmp_path, env)
+    assert not g.same_code(tmp_path, base, ["dvc.yaml"], stages)

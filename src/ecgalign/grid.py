@@ -15,10 +15,10 @@ configuration runs with, the metrics the table shows and the claims to test. Thi
 - renders the README block between `<!-- results:begin -->` and `<!-- results:end -->`.
 
 An existing experiment counts as done when its baseline commit has HEAD's pipeline code and params for the stages
-the grid runs (`dvc.yaml`, `requirements.txt`, every dependency under `src/` that `dvc.yaml` names for those stages,
-and the values of the params.yaml keys it declares for them): committing the results or the README does not
-invalidate a grid, nor does a change to the fine-tuning code or params for a grid that stops at `evaluate`; a
-change to the code or params it runs does.
+the grid runs (their definitions in `dvc.yaml`, `requirements.txt`, every dependency under `src/` that `dvc.yaml`
+names for those stages, and the values of the params.yaml keys it declares for them): committing the results or the
+README does not invalidate a grid, nor does a change to the fine-tuning code or params (or a new stage) for a grid
+that stops at `evaluate`; a change to the code or params it runs does.
 """
 from __future__ import annotations
 
@@ -275,10 +275,23 @@ def head_params(root: Path, stages: tuple[str, ...] = ()) -> dict:
     return {k: v for k, v in flat.items() if any(k == s or k.startswith(s + ".") for s in keys)}
 
 
-def same_code(root: Path, baseline: str, paths: list[str]) -> bool:
-    """Whether `baseline` has HEAD's files `paths` (params.yaml aside: params are compared per experiment)."""
-    files = [p for p in paths if p != "params.yaml"]
-    return run(["git", "diff", "--quiet", baseline, "HEAD", "--", *files], root, check=False).returncode == 0
+def stage_specs(root: Path, rev: str, stages: tuple[str, ...] = ()) -> dict | None:
+    """{name: spec} of `stages` (all when empty) in dvc.yaml at commit `rev`; None without a readable dvc.yaml."""
+    shown = run(["git", "show", f"{rev}:dvc.yaml"], root, check=False)
+    if shown.returncode != 0:
+        return None
+    spec = (yaml.safe_load(shown.stdout) or {}).get("stages") or {}
+    return {name: s for name, s in spec.items() if not stages or name in stages}
+
+
+def same_code(root: Path, baseline: str, paths: list[str], stages: tuple[str, ...] = ()) -> bool:
+    """Whether `baseline` has HEAD's files `paths` (params.yaml aside: params are compared per experiment) and,
+    of dvc.yaml, HEAD's definitions of `stages` (all when empty): a stage added downstream of them, or another
+    stage's changed command, leaves the grid current."""
+    files = [p for p in paths if p not in ("params.yaml", "dvc.yaml")]
+    if files and run(["git", "diff", "--quiet", baseline, "HEAD", "--", *files], root, check=False).returncode:
+        return False
+    return stage_specs(root, baseline, stages) == stage_specs(root, "HEAD", stages)
 
 
 def current_code(grid: Grid, root: Path):
@@ -290,7 +303,7 @@ def current_code(grid: Grid, root: Path):
 
     def is_current(baseline: str) -> bool:
         if baseline not in known:
-            known[baseline] = same_code(root, baseline, paths)
+            known[baseline] = same_code(root, baseline, paths, grid.stages)
         return known[baseline]
     return is_current
 
