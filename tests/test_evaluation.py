@@ -232,6 +232,7 @@ def stage_dir(tmp_path_factory):
         (data / sub).mkdir(parents=True)
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["ecg"]["embed_dim"], params["train"]["proj_dim"] = 8, 4   # the checkpoint's sizes (the baseline's too)
+    params["minirocket"]["kernels"] = 168   # 2 x 84: seconds, not minutes
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     table = pd.DataFrame([s[:5] for s in STATEMENTS], columns=[
         "code", "Statement Category", "SCP-ECG Statement Description", "diagnostic_class",
@@ -278,8 +279,10 @@ def stage_dir(tmp_path_factory):
 def run_stage(root):
     import evaluate_alignment
     import evaluate_baseline
+    import evaluate_minirocket
 
     evaluate_baseline.main(root / "data", root / "params.yaml")
+    evaluate_minirocket.main(root / "data", root / "params.yaml")
     return evaluate_alignment.main(root / "data", root / "params.yaml", root / "metrics" / "eval.json",
                                    root / "plots", root / "dvclive")
 
@@ -360,15 +363,46 @@ def test_tasks_in_two_processes_give_the_figures_of_one(stage_dir):
     assert json.dumps(one) == json.dumps(two) and len(one) > 100   # NaN-aware: the same text
 
 
-def test_evaluate_without_the_baseline_stage_says_what_to_run(stage_dir, tmp_path):
+@pytest.mark.parametrize("stage", ["baseline", "minirocket"])
+def test_evaluate_without_a_reference_stage_says_what_to_run(stage_dir, tmp_path, stage):
     import shutil
 
     import evaluate_alignment
 
+    run_stage(stage_dir)
     shutil.copytree(stage_dir / "data", tmp_path / "data")
-    shutil.rmtree(tmp_path / "data" / "baseline", ignore_errors=True)
-    with pytest.raises(FileNotFoundError, match=r"baseline\.json not found: run the baseline stage first"):
+    shutil.rmtree(tmp_path / "data" / stage)
+    with pytest.raises(FileNotFoundError, match=rf"{stage}\.json not found: run the {stage} stage first"):
         evaluate_alignment.main(tmp_path / "data", stage_dir / "params.yaml", tmp_path / "eval.json", tmp_path)
+
+
+def test_minirocket_stage_probes_aeons_features_of_the_normalised_signals(stage_dir):
+    """The features are aeon's MiniRocket of each lead's (x - mean) / std, fitted on the label pool, seeded by
+    evaluate.seed; they get the z probes and the transfer probes, under minirocket_* keys of eval.json."""
+    from aeon.transformations.collection.convolution_based import MiniRocket
+
+    from ecgalign import benchmark as bm
+    from ecgalign import minirocket as mr
+    from ecgalign import params as params_mod
+
+    p = params_mod.load(stage_dir / "params.yaml")
+    inp = bm.load_inputs(stage_dir / "data", p.split, embeddings=False)
+    signals = np.load(stage_dir / "data" / "signals" / "signals.npy")
+    x = (signals - 0.0) / 2.0   # the fixture's statistics
+    fitted = mr.transformer(signals, inp.train, [0.0] * 12, [2.0] * 12, 168, 32, p.evaluate.seed)
+    expected = MiniRocket(n_kernels=168, random_state=p.evaluate.seed).fit(x[inp.train]).transform(x[inp.test])
+    got = mr.features(fitted, signals, inp.test, [0.0] * 12, [2.0] * 12)
+    assert got.shape == (len(inp.test), 168) and np.array_equal(got, np.asarray(expected, dtype=np.float32))
+    other = mr.transformer(signals, inp.train, [0.0] * 12, [2.0] * 12, 168, 32, p.evaluate.seed + 1)
+    assert not np.array_equal(mr.features(other, signals, inp.test, [0.0] * 12, [2.0] * 12), got)
+    metrics = run_stage(stage_dir)
+    stage = json.loads((stage_dir / "data" / "minirocket" / "minirocket.json").read_text())
+    assert stage["minirocket_n_features"] == 168
+    assert {k: v for k, v in stage.items() if k.startswith("minirocket_")} == \
+        {k: v for k, v in metrics.items() if k.startswith("minirocket_")}
+    for task in ("superdiagnostic", "all"):
+        assert isinstance(metrics[f"minirocket_linear_probe_z_{task}_100pct_auc_macro"], float)
+    assert not any("zero_shot" in k or k.startswith("minirocket_linear_probe_" + "super") for k in stage)
 
 
 def test_nearest_statements_rank_projected_statements_by_cosine(stage_dir):

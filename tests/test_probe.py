@@ -2,6 +2,7 @@
 label-fraction subsamples."""
 import numpy as np
 import pytest
+import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
@@ -85,3 +86,17 @@ def test_every_fit_runs_on_one_thread_and_the_thread_count_is_restored(monkeypat
         assert seen == [1, 1] and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_many_features_and_few_rows_fit_in_the_rows_span_with_the_full_fits_scores(monkeypatch):
+    """probe.row_space is exact: 1,200 features on 60 rows give the scores and C of the fit on all 1,200."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(100, 1200))
+    y = (x[:, :3] + rng.normal(size=(100, 3)) > 0)
+    reduced = probe.probe(x[:60], y[:60], x[60:80], y[60:80], x[80:], c_grid=(0.01, 1.0))
+    monkeypatch.setattr(probe, "ROW_SPACE_MIN_DIM", 10 ** 9)   # the plain fit
+    full = probe.probe(x[:60], y[:60], x[60:80], y[60:80], x[80:], c_grid=(0.01, 1.0))
+    assert reduced["c"] == full["c"]
+    np.testing.assert_allclose(reduced["scores"], full["scores"], atol=2e-3)
+    basis = probe.row_space(torch.from_numpy(x[:60]).float())[0]
+    assert basis.shape == (60, 60)

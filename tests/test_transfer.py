@@ -82,3 +82,15 @@ def test_ridge_without_penalty_is_least_squares_and_r2_is_computed_around_the_te
     assert m["transfer_age_100pct_mae"] == pytest.approx(np.mean(np.abs(err)), abs=1e-9)
     assert m["transfer_age_100pct_r2"] == pytest.approx(1 - np.sum(err ** 2) / 26.75, abs=1e-9)   # around 4.25
     assert "transfer_sex_n_test" not in m                         # no sex known: no sex figures
+
+
+def test_ridge_in_the_rows_span_matches_the_full_solve(monkeypatch):
+    """Many features, fewer rows: the ridge fit in the training rows' span (probe.row_space) predicts as the
+    full d x d solve does."""
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(90, 1100)), rng.normal(size=90)
+    reduced = tr.ridge(x[:50], y[:50], x[50:70], y[50:70], x[70:])
+    monkeypatch.setattr(tr.pr, "ROW_SPACE_MIN_DIM", 10 ** 9)
+    full = tr.ridge(x[:50], y[:50], x[50:70], y[50:70], x[70:])
+    assert reduced["alpha"] == full["alpha"]
+    np.testing.assert_allclose(reduced["pred"], full["pred"], rtol=1e-8, atol=1e-8)

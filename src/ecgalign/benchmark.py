@@ -213,8 +213,8 @@ def tasks(prep: SimpleNamespace, emb: dict, prompts_of, counts, c_grid, prefix: 
         m.update(parts[task])
         log(f"  {prefix or 'trained '}{task}: zero-shot {_fmt(m[f'{prefix}zero_shot_{task}_auc_macro'])}, probe "
             + ", ".join(f"{fraction_key(f)} {_fmt(m[f'{prefix}linear_probe_z_{task}_{fraction_key(f)}_auc_macro'])}"
-                        f" (e {_fmt(m[f'{prefix}linear_probe_{task}_{fraction_key(f)}_auc_macro'])})"
-                        for f in prep.fractions))
+                        + (f" (e {_fmt(m[f'{prefix}linear_probe_{task}_{fraction_key(f)}_auc_macro'])})"
+                           if "e" in emb else "") for f in prep.fractions))
     return m
 
 
@@ -263,6 +263,8 @@ def task_figures(task: str, prep: SimpleNamespace, emb: dict, prompts: dict, cou
     for f in prep.fractions:
         rows = np.array([pos[r] for r in prep.subsamples[task, f]], dtype=np.int64)
         for space, name in (("e", "linear_probe"), ("z", "linear_probe_z")):
+            if space not in emb:   # features without a projection (MiniRocket): the z probes only
+                continue
             x = emb[space]
             fit = pr.probe(x["train"][rows], t.y[prep.subsamples[task, f]], x["val"][keep_val], y_val,
                            x["test"][keep_test], c_grid)
