@@ -220,7 +220,7 @@ def test_a_claim_can_compare_two_figures_of_the_same_runs(tmp_path):
 
 def test_the_cost_table_keeps_to_the_stages_the_targets_run():
     assert g.run_stages(REPO, ["evaluate"]) == ("download", "reports", "text_embeddings", "signals", "train",
-                                                "ecg_embeddings", "baseline", "evaluate")
+                                                "ecg_embeddings", "baseline", "minirocket", "evaluate")
     assert g.run_stages(REPO, ["finetune"]) == ("download", "reports", "text_embeddings", "signals", "train",
                                                 "finetune")
     assert g.run_stages(REPO, []) == ()
