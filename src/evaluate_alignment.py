@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from ecgalign import benchmark as bm
+from ecgalign import minirocket as mr
 from ecgalign import labels as lb
 from ecgalign import params as params_mod
 from ecgalign import artifacts as art
@@ -63,7 +64,7 @@ def not_defined_figures() -> dict:
 def load_reference(data: Path, n_test: int, stage: str = "baseline") -> dict:
     """A reference's figures (<stage>_*) written by its stage (baseline: the untrained model; minirocket: the
     random-kernel features), checked to be of this test fold."""
-    path = art.under(data, art.BASELINE_METRICS if stage == "baseline" else art.MINIROCKET_METRICS)
+    path = art.under(data, art.BASELINE_METRICS if stage == "baseline" else mr.METRICS)
     if not path.exists():
         raise MissingArtifactError(f"{path} not found: run the {stage} stage first (dvc repro {stage})")
     figures = json.loads(path.read_text())

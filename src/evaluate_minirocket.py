@@ -5,7 +5,7 @@
 
 MiniRocket (ecgalign.minirocket) is fitted on the label pool's signals and its features go through the probes every
 model's z gets: the six tasks at each label fraction, sex and age. Like the baseline stage, it depends on the data,
-split.*, evaluate.* and minirocket.* only, so DVC's run cache serves one run to every experiment of a seed; evaluate
+split.* and evaluate.* only, so DVC's run cache serves one run to every experiment of a seed; evaluate
 merges it into metrics/eval.json.
 """
 from __future__ import annotations
@@ -25,16 +25,16 @@ from ecgalign.atomic import write_json
 PREFIX = "minirocket_"
 
 
-def main(data_dir: str | Path = art.DATA, params_path: str | Path = art.PARAMS) -> dict:
+def main(data_dir: str | Path = art.DATA, params_path: str | Path = art.PARAMS, kernels: int = mr.KERNELS,
+         max_dilations: int = mr.MAX_DILATIONS) -> dict:
     start = time.time()
     p = params_mod.load(params_path)
     ep, data = p.evaluate, Path(data_dir)
     inp = bm.load_inputs(data, p.split, embeddings=False)
     signals, stats = art.load_signals(art.under(data, art.SIGNALS), len(inp.reports), art.under(data, art.REPORTS))
-    print(f"minirocket: {p.minirocket.kernels} kernels (seed {ep.seed}) fitted on {len(inp.train)} label-pool "
+    print(f"minirocket: {kernels} kernels (seed {ep.seed}) fitted on {len(inp.train)} label-pool "
           f"records; probes on {len(inp.train)} train, {len(inp.val)} validation and {len(inp.test)} test records")
-    fitted = mr.transformer(signals, inp.train, stats["mean"], stats["std"], p.minirocket.kernels,
-                            p.minirocket.max_dilations, ep.seed)
+    fitted = mr.transformer(signals, inp.train, stats["mean"], stats["std"], kernels, max_dilations, ep.seed)
     splits = {"train": inp.train, "val": inp.val, "test": inp.test}
     z = {s: mr.features(fitted, signals, rows, stats["mean"], stats["std"]) for s, rows in splits.items()}
     transform_seconds = time.time() - start
@@ -47,8 +47,8 @@ def main(data_dir: str | Path = art.DATA, params_path: str | Path = art.PARAMS) 
     figures = {k: None if isinstance(v, float) and not np.isfinite(v) else v for k, v in figures.items()}
     out = {"n_test": int(len(inp.test)), f"{PREFIX}n_features": int(z["test"].shape[1]),
            f"{PREFIX}transform_seconds": round(transform_seconds, 1), **figures}
-    write_json(art.under(data, art.MINIROCKET_METRICS), out)
-    print(f"wrote {art.under(data, art.MINIROCKET_METRICS)} in {time.time() - start:.1f} s")
+    write_json(art.under(data, mr.METRICS), out)
+    print(f"wrote {art.under(data, mr.METRICS)} in {time.time() - start:.1f} s")
     return out
 
 

@@ -44,8 +44,6 @@ E_ECG = ECG_EMBEDDINGS / "e_ecg.npy"                  # (records, train.proj_dim
 RECON_ERROR = ECG_EMBEDDINGS / "reconstruction_mse.npy"  # (records, 12): the decoder's MSE per lead (recon_weight > 0 only)
 BASELINE = DATA / "baseline"                          # baseline: the untrained reference model's figures
 BASELINE_METRICS = BASELINE / "baseline.json"         # baseline_* keys of metrics/eval.json (+ n_test, precision)
-MINIROCKET = DATA / "minirocket"                      # minirocket: the random-kernel baseline's figures
-MINIROCKET_METRICS = MINIROCKET / "minirocket.json"   # minirocket_* keys of metrics/eval.json (+ n_test, seconds)
 
 METRICS = Path("metrics")
 DATA_METRICS = METRICS / "data.json"                  # download: which dataset (source, records, table checksum)

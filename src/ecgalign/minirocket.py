@@ -11,12 +11,20 @@ fitted (its biases drawn) on the label pool's signals, normalised per lead by th
 task at every label fraction gets the L2 logistic probe with C chosen on the validation folds, sex the same probe,
 age the ridge regression. `evaluate.seed` seeds the kernels' lead subsets and bias draws, and the label subsamples:
 the same seed as the untrained baseline, so a grid's seeds pair MiniRocket with the models run on them.
+
+aeon's defaults (KERNELS, MAX_DILATIONS) are constants, not params: params.py is a dependency of every stage, so a new
+params section would re-run every stage of every experiment (tests pass fewer kernels to the stage's main).
 """
 from __future__ import annotations
 
 import numpy as np
 
-CHUNK = 1024   # records transformed at once: the feature matrix is the memory (9,996 float32 each)
+from .artifacts import DATA
+
+KERNELS = 10_000     # aeon's default: 9,996 features (84 kernels x dilations x bias quantiles)
+MAX_DILATIONS = 32   # dilations per kernel at most (aeon's default)
+CHUNK = 1024         # records transformed at once: the feature matrix is the memory (9,996 float32 each)
+METRICS = DATA / "minirocket" / "minirocket.json"   # the minirocket stage's figures (minirocket_* of eval.json)
 
 
 def transformer(signals, fit_rows, mean, std, n_kernels: int, max_dilations: int, seed: int):

@@ -176,12 +176,6 @@ class Evaluate:
 
 
 @dataclass(frozen=True)
-class Minirocket:
-    kernels: int = between(84, 1_000_000)
-    max_dilations: int = between(1, 1_000)
-
-
-@dataclass(frozen=True)
 class Finetune:
     task: Literal[TASKS]
     label_fractions: list[float] = between(1e-4, 1.0)
@@ -213,7 +207,6 @@ class Params:
     train: Train
     augment: Augment
     evaluate: Evaluate
-    minirocket: Minirocket
     finetune: Finetune
 
 
