@@ -38,13 +38,14 @@ lock:  ## regenerate requirements.txt (every pin) from pyproject.toml's direct d
 grid: $(STAMP)  ## every missing experiment of $(GRID) through DVC's queue (GRID_JOBS=N workers), then results
 	PATH="$(BIN):$$PATH" HF_HUB_OFFLINE=1 $(BIN)/python src/run_grid.py --grid $(GRID) -j $(GRID_JOBS)
 
-results: $(STAMP)  ## the generated results blocks (README.md, docs/experiments.md, finetune.md, text.md, study.md, claims.md, costs.md) from the committed grids (runs nothing)
+results: $(STAMP)  ## the generated results blocks (README.md, docs/experiments.md, finetune.md, text.md, study.md, claims.md, minirocket.md, costs.md) from the committed grids (runs nothing)
 	$(BIN)/python src/results_table.py --grid experiments.yaml
 	$(BIN)/python src/results_table.py --grid experiments-quick.yaml
 	$(BIN)/python src/results_table.py --grid experiments-finetune.yaml
 	$(BIN)/python src/results_table.py --grid experiments-text.yaml
 	$(BIN)/python src/results_table.py --grid experiments-study.yaml
 	$(BIN)/python src/results_table.py --grid experiments-claims.yaml
+	$(BIN)/python src/results_table.py --grid experiments-minirocket.yaml
 	$(BIN)/python src/results_table.py --grid experiments-precision.yaml
 
 REAL_NAME := real-$(shell date +%Y%m%d-%H%M%S)

@@ -308,7 +308,7 @@ def test_exp_show_json_is_read_into_states():
 
 @pytest.mark.parametrize("grid_file", ["experiments.yaml", "experiments-quick.yaml", "experiments-finetune.yaml",
                                        "experiments-text.yaml", "experiments-study.yaml", "experiments-precision.yaml",
-                                       "experiments-claims.yaml"])
+                                       "experiments-claims.yaml", "experiments-minirocket.yaml"])
 def test_results_blocks_are_what_the_script_writes_for_the_committed_results(grid_file):
     grid = g.load_grid(REPO / grid_file, REPO)
     results = json.loads((REPO / grid.results).read_text())
@@ -437,7 +437,7 @@ def test_starting_queue_workers_returns_while_the_workers_run(tmp_path, monkeypa
 
 def test_a_collect_that_leaves_out_experiments_of_the_previous_snapshot_names_them(tmp_path, monkeypatch, capsys):
     import results_table
-    (tmp_path / "grid.yaml").write_text("seeds: [0, 1]\nconfigs:\n  a: {}\nmetrics: [m]\nclaims: []\n")
+    (tmp_path / "grid.yaml").write_text("seeds: [0, 1]\nconfigs:\n  a: {}\nmetrics: [ecg_to_text_r1]\nclaims: []\n")
     (tmp_path / "README.md").write_text(f"# t\n{g.BEGIN}\n{g.END}\n")
     (tmp_path / "grid.json").write_text(json.dumps({"note": "n", "experiments": [exp("a", 0, 0.5), exp("a", 1, 0.6)]}))
     monkeypatch.setattr(results_table.g, "collect", lambda grid, root: {"experiments": [exp("a", 0, 0.5)]})
@@ -511,3 +511,11 @@ def test_a_new_stage_in_dvc_yaml_leaves_a_grid_of_other_stages_current(tmp_path)
     (tmp_path / "dvc.yaml").write_text(spec.replace("python src/train_alignment.py", "python src/train_alignment.py -v"))
     run(["git", "commit", "-qam", "train's command changed"], tmp_path, env)
     assert not g.same_code(tmp_path, base, ["dvc.yaml"], stages)
+
+
+def test_a_grid_without_claims_renders_its_table_and_no_verdicts(tmp_path):
+    (tmp_path / "grid.yaml").write_text("seeds: [0, 1]\nconfigs:\n  a: {}\nmetrics: [ecg_to_text_r1]\nclaims: []\n")
+    grid = g.load_grid(tmp_path / "grid.yaml", tmp_path)
+    block = g.render(grid, {"experiments": [exp("a", 0, 0.5), exp("a", 1, 0.7)]})
+    assert "| a | " in block and "0.600 ± 0.141" in block
+    assert "Verdicts are" not in block and "| claim |" not in block

@@ -732,6 +732,7 @@ def render(grid: Grid, results: dict, others: list[tuple[Grid, dict]] = ()) -> s
         files = ", ".join(sorted({grid.results, *(g.results for g, _ in others)}))
         across = (f"the {n_family} claims with an interval of the Holm family `{grid.family}` ({n_tested} here; "
                   f"the grids of {files})")
+    verdicts = len(lines)
     lines += ["", f"Verdicts are Holm–Bonferroni-corrected across {across} (family-wise "
               f"error {ALPHA * 100:g} %): a claim is supported or contradicted when its Holm-adjusted p is below "
               f"{ALPHA:g}; the 95 % interval is the claim's own, uncorrected paired t-interval over seeds; the "
@@ -760,6 +761,8 @@ def render(grid: Grid, results: dict, others: list[tuple[Grid, dict]] = ()) -> s
         two = "–" if levels is None else "[{:+{f}}, {:+{f}}]".format(*levels, f=f)
         lines.append(f"| {label} | {shown} | {r.mean:+{f}} | {interval} | {joint} | {two} | {r.n} | {p} | "
                      f"{p_holm} | {r.verdict} |")
+    if not grid.claims:   # a table-only grid (experiments-minirocket.yaml): no verdicts to explain
+        del lines[verdicts:]
     if configs:
         tables = configs[:1] if grid.task_tables is None else [c for c in grid.task_tables if c in configs]
         for c in tables:
@@ -818,8 +821,8 @@ def render_tasks(results: dict, config: str) -> list[str]:
             "|---|" + "---|" * len(columns), *rows]
 
 
-STAGES = ("download", "reports", "text_embeddings", "signals", "train", "ecg_embeddings", "baseline", "evaluate",
-          "finetune")
+STAGES = ("download", "reports", "text_embeddings", "signals", "train", "ecg_embeddings", "baseline", "minirocket",
+          "evaluate", "finetune")
 
 
 def render_costs(results: dict, config: str, stages=STAGES) -> list[str]:
