@@ -64,7 +64,7 @@ def not_defined_figures() -> dict:
 def load_reference(data: Path, n_test: int, stage: str = "baseline") -> dict:
     """A reference's figures (<stage>_*) written by its stage (baseline: the untrained model; minirocket: the
     random-kernel features), checked to be of this test fold."""
-    path = art.under(data, art.BASELINE_METRICS if stage == "baseline" else mr.METRICS)
+    path = art.under(data, {"baseline": art.BASELINE_METRICS, "minirocket": mr.METRICS}[stage])
     if not path.exists():
         raise MissingArtifactError(f"{path} not found: run the {stage} stage first (dvc repro {stage})")
     figures = json.loads(path.read_text())

@@ -94,9 +94,9 @@ def test_many_features_and_few_rows_fit_in_the_rows_span_with_the_full_fits_scor
     x = rng.normal(size=(100, 1200))
     y = (x[:, :3] + rng.normal(size=(100, 3)) > 0)
     reduced = probe.probe(x[:60], y[:60], x[60:80], y[60:80], x[80:], c_grid=(0.01, 1.0))
+    basis = probe.row_space(torch.from_numpy(x[:60]).float())[0]
+    assert basis.shape == (60, 60)
     monkeypatch.setattr(probe, "ROW_SPACE_MIN_DIM", 10 ** 9)   # the plain fit
     full = probe.probe(x[:60], y[:60], x[60:80], y[60:80], x[80:], c_grid=(0.01, 1.0))
     assert reduced["c"] == full["c"]
     np.testing.assert_allclose(reduced["scores"], full["scores"], atol=2e-3)
-    basis = probe.row_space(torch.from_numpy(x[:60]).float())[0]
-    assert basis.shape == (60, 60)

@@ -48,10 +48,7 @@ def ridge(x_train, y_train, x_val, y_val, x_test, alphas=ALPHAS) -> dict:
     validation MAE is kept. {"pred": test predictions, "alpha", "val_mae"}. One eigendecomposition of the Gram
     matrix serves every alpha; many features and fewer rows (MiniRocket's) are first taken into the rows' span
     (probe.row_space: exact for ridge too, its weights lie there)."""
-    xt, xv, xs = pr.standardise(x_train, x_val, x_test, dtype=np.float64)
-    if pr.ROW_SPACE_MIN_DIM <= xt.shape[1] and xt.shape[0] < xt.shape[1]:
-        xt, xv, xs = pr.row_space(xt, xv, xs)
-    xt, xv, xs = xt.numpy(), xv.numpy(), xs.numpy()
+    xt, xv, xs = (t.numpy() for t in pr.row_space(*pr.standardise(x_train, x_val, x_test, dtype=np.float64)))
     y = np.asarray(y_train, dtype=np.float64)
     mean = y.mean()
     evals, evecs = np.linalg.eigh(xt.T @ xt)
