@@ -273,6 +273,8 @@ def test_experiments_whose_dataset_is_missing_are_named_before_anything_is_queue
 def test_plan_skips_finished_experiments_of_the_same_code_and_params_and_requeues_the_others(grid):
     def entry(state, baseline="head", seed=0, loss="infonce"):
         params = {"train": {"loss": loss, "seed": seed}}
+        if loss == "cosine":   # config b's other overrides
+            params = {"train": {**params["train"], "learn_temperature": False}, "split": {"train_folds": [1, 2]}}
         return {"baseline": baseline, "state": state, "rev": "r",
                 "data": {"params": {"params.yaml": {"data": params}}}}
     found = {"a-s0": [entry("success")], "a-s1": [entry("success", baseline="old-code", seed=1)],
@@ -285,6 +287,21 @@ def test_plan_skips_finished_experiments_of_the_same_code_and_params_and_requeue
     assert [n for n, _ in p.missing] == ["a-s1", "b-s1", "b-s2", "c-s0", "c-s1", "c-s2"]
     assert [n for n, _ in g.plan(grid, found, lambda b: True, only="c-*").missing] == ["c-s0", "c-s1", "c-s2"]
     assert [n for n, _ in g.plan(grid, {}, lambda b: True, shard=(1, 4)).missing] == ["a-s1", "b-s2"]
+
+
+def test_tasks_queued_on_other_code_or_params_are_queued_anew_and_their_old_tasks_dropped(grid):
+    """A queue left from an earlier commit would run first, for nothing: those experiments are missing, not pending,
+    and their queued or running tasks are the ones run_grid removes (other grids' tasks are left alone)."""
+    def entry(state, baseline, loss="infonce", seed=0):
+        return {"baseline": baseline, "state": state, "rev": "r",
+                "data": {"params": {"params.yaml": {"data": {"train": {"loss": loss, "seed": seed}}}}}}
+    found = {"a-s0": [entry("queued", "old-code")], "a-s1": [entry("queued", "head", seed=1)],
+             "b-s0": [entry("running", "head", loss="infonce")]}   # b is cosine in the grid file
+    p = g.plan(grid, found, is_current=lambda b: b == "head")
+    assert p.pending == ["a-s1"] and {"a-s0", "b-s0"} <= {n for n, _ in p.missing}
+    tasks = [("1", "a-s0", "Queued"), ("2", "a-s1", "Queued"), ("3", "b-s0", "Running"), ("4", "a-s0", "Success"),
+             ("5", "other-grid-s0", "Queued"), ("6", "c-s2", "Failed")]
+    assert g.outdated_tasks(tasks, p) == [("1", "a-s0", "Queued"), ("3", "b-s0", "Running")]
 
 
 def test_queue_status_name_shows_its_most_telling_task():

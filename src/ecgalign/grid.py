@@ -331,7 +331,7 @@ def existing(shown: list[dict]) -> dict[str, list[dict]]:
 @dataclass
 class Plan:
     done: dict[str, dict]            # name -> the experiment entry to collect
-    pending: list[str]               # queued or running already: only waited for
+    pending: list[str]               # queued or running already, on current code and params: waited for
     failed: list[str]                # failed before: removed from the queue and queued again
     missing: list[tuple[str, dict]]  # (name, overrides) to queue
     stale: list[str] = field(default_factory=list)  # finished, but with other params: queued again with -f
@@ -359,7 +359,8 @@ def plan(grid: Grid, found: dict[str, list[dict]], is_current, only: str | None 
         done = [e for e in finished if params_match(e["data"], {**(head or {}), **overrides})]
         if done:  # the newest, if the same name finished on several baselines with the same code
             p.done[name] = max(done, key=lambda e: str(e["data"].get("timestamp") or ""))
-        elif any(e["state"] in ("queued", "running") for e in entries):
+        elif any(e["state"] in ("queued", "running") and is_current(e["baseline"])
+                 and params_match(e["data"], {**(head or {}), **overrides}) for e in entries):
             p.pending.append(name)
         else:
             if any(e["state"] == "failed" for e in entries):
@@ -410,6 +411,14 @@ def states(tasks: list[tuple[str, str, str]]) -> dict[str, str]:
     return out
 
 
+def outdated_tasks(tasks: list[tuple[str, str, str]], p: Plan) -> list[tuple[str, str, str]]:
+    """The queue's queued or running tasks of experiments the plan `p` of the whole grid queues anew: queued on
+    another commit or with other params (`plan` does not count them as pending), they would run first, for nothing,
+    even those a run with --only leaves out."""
+    again = {name for name, _ in p.missing}
+    return [t for t in tasks if t[2] in ("Queued", "Running") and t[1] in again]
+
+
 def _log(message: str) -> None:
     print(message, flush=True)  # progress must show at once when stdout is a file (make grid > grid.log)
 
@@ -423,7 +432,8 @@ def run_grid(grid: Grid, root: Path, jobs: int = 1, only: str | None = None, sha
         raise GridError("uncommitted changes to the pipeline code or params.yaml:\n" + dirty +
                         "\ncommit or stash them first: queued experiments would run them while their baseline "
                         "commit says otherwise")
-    p = plan(grid, existing(exp_show(root)), current_code(grid, root), only, shard, head_params(root, grid.stages))
+    found, is_current, head = existing(exp_show(root)), current_code(grid, root), head_params(root, grid.stages)
+    p = plan(grid, found, is_current, only, shard, head)
     log(f"grid: {len(p.done)} done, {len(p.pending)} already queued, {len(p.missing)} to queue"
         + (f" ({len(p.failed)} failed before: queued again)" if p.failed else "")
         + (f" ({len(p.stale)} finished with other params: run again)" if p.stale else ""))
@@ -431,6 +441,11 @@ def run_grid(grid: Grid, root: Path, jobs: int = 1, only: str | None = None, sha
     for task, name, status in tasks:  # by task id: a name can also have an older successful task
         if status == "Failed" and name in p.failed:
             run(["dvc", "queue", "remove", task], root, check=False)
+    outdated = outdated_tasks(tasks, plan(grid, found, is_current, head=head))   # the whole grid's, whatever `only`
+    for task, name, status in outdated:
+        run(["dvc", "queue", "kill" if status == "Running" else "remove", task], root, check=False)
+    if outdated:
+        log(f"removed from the queue, queued before on other code or params: {', '.join(n for _, n, _ in outdated)}")
     absent = missing_datasets(p.missing)
     if absent:
         raise GridError("the dataset of these experiments is missing, nothing was queued:\n" + "\n".join(absent) +
