@@ -27,7 +27,8 @@ def main(argv=None) -> int:
     ap.add_argument("-j", "--jobs", type=int, default=1, help="queue workers (experiments run in parallel)")
     ap.add_argument("--only", help="glob on experiment names, e.g. 'syn-*' or '*-s0'")
     ap.add_argument("--shard", help="i/k: run every k-th experiment of the grid, starting at the i-th (0-based)")
-    ap.add_argument("--poll", type=float, default=10.0, help="seconds between two `dvc queue status`")
+    ap.add_argument("--poll", type=float, default=60.0,
+                    help="seconds between two `dvc queue status` (each costs ~0.8 s of CPU)")
     ap.add_argument("--dry-run", action="store_true")
     ap.add_argument("--no-results", action="store_true", help="do not refresh results/grid.json and the README")
     args = ap.parse_args(argv)

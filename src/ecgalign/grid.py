@@ -423,7 +423,7 @@ def _log(message: str) -> None:
     print(message, flush=True)  # progress must show at once when stdout is a file (make grid > grid.log)
 
 
-def run_grid(grid: Grid, root: Path, jobs: int = 1, only: str | None = None, shard=None, poll: float = 10.0,
+def run_grid(grid: Grid, root: Path, jobs: int = 1, only: str | None = None, shard=None, poll: float = 60.0,
              log=_log) -> Plan:
     """Queue what is missing, start `jobs` queue workers and wait until none of the grid's experiments is queued
     or running. Returns the plan it acted on; failed experiments are listed by the caller from the final status."""
