@@ -4,7 +4,7 @@
     python src/run_grid.py -j 4            # 4 queue workers (`dvc queue start -j 4`)
     python src/run_grid.py --only 'syn-*'  # part of the grid (a glob on experiment names)
     python src/run_grid.py --shard 0/3     # every 3rd experiment from the first: split a grid across machines
-    python src/run_grid.py --dry-run       # print what would be queued
+    python src/run_grid.py --dry-run       # the plan: what is done, queued or running, and what would be queued
 
 Experiments are named `<config>-s<seed>`. Those that exist already (finished on a commit with the same pipeline
 code) are skipped, queued or running ones are waited for, failed ones are queued again: re-running a grid, or a
@@ -37,9 +37,14 @@ def main(argv=None) -> int:
         if shard and not (len(shard) == 2 and 0 <= shard[0] < shard[1]):
             raise g.GridError(f"--shard {args.shard}: expected i/k with 0 <= i < k")
         grid = g.load_grid(args.grid, ROOT)
-        if args.dry_run:
-            for name, _, _, overrides in grid.experiments():
+        if args.dry_run:   # the plan, nothing queued or removed
+            p, _, outdated = g.survey(grid, ROOT, args.only, shard)
+            print(f"grid: {len(p.done)} done, {len(p.pending)} queued or running on current code, "
+                  f"{len(p.missing)} to queue")
+            for name, overrides in g.queue_order(grid, p.missing):
                 print(name, " ".join(g.set_args(overrides)))
+            for _, name, status in outdated:
+                print(f"{name}: {status.lower()} on other code or params (would be removed from the queue)")
             return 0
         g.run_grid(grid, ROOT, jobs=args.jobs, only=args.only, shard=shard, poll=args.poll)
         status = g.states(g.queue_status(ROOT)[0])

@@ -304,6 +304,25 @@ def test_tasks_queued_on_other_code_or_params_are_queued_anew_and_their_old_task
     assert g.outdated_tasks(tasks, p) == [("1", "a-s0", "Queued"), ("3", "b-s0", "Running")]
 
 
+def test_a_dry_run_prints_the_plan_in_queue_order_and_the_tasks_it_would_remove(monkeypatch, capsys):
+    import run_grid
+    grid = g.load_grid("experiments.yaml", REPO)
+    missing = [(n, o) for n, _, _, o in grid.experiments() if n in ("cosine-s1", "infonce-s1", "cosine-s0")]
+    seen = {}
+
+    def survey(grid_, root, only, shard):
+        seen.update(only=only, shard=shard)
+        return g.Plan({"infonce-s0": {}}, ["supervised-s0"], [], missing), [], [("t", "cosine-s0", "Queued")]
+    monkeypatch.setattr(g, "survey", survey)
+    assert run_grid.main(["--dry-run", "--only", "*", "--shard", "0/1"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert seen == {"only": "*", "shard": (0, 1)}
+    assert out[0] == "grid: 1 done, 1 queued or running on current code, 3 to queue"
+    assert [line.split()[0] for line in out[1:4]] == ["cosine-s0", "infonce-s1", "cosine-s1"]
+    assert "-S train.loss=cosine" in out[1]
+    assert out[4] == "cosine-s0: queued on other code or params (would be removed from the queue)"
+
+
 def test_queue_status_name_shows_its_most_telling_task():
     tasks = [("b994d52", "a-s0", "Queued"), ("f5bafd5", "a-s0", "Success"), ("9faccfe", "a-s1", "Success"),
              ("1111111", "a-s2", "Success"), ("2222222", "a-s2", "Failed")]

@@ -411,6 +411,15 @@ def states(tasks: list[tuple[str, str, str]]) -> dict[str, str]:
     return out
 
 
+def survey(grid: Grid, root: Path, only: str | None = None, shard=None):
+    """(the plan of the grid's experiments selected by `only` and `shard`, the queue's tasks, the queue's tasks that
+    are outdated for the whole grid): what `run_grid` acts on and `run_grid.py --dry-run` prints."""
+    found, is_current, head = existing(exp_show(root)), current_code(grid, root), head_params(root, grid.stages)
+    tasks, _ = queue_status(root)
+    return (plan(grid, found, is_current, only, shard, head), tasks,
+            outdated_tasks(tasks, plan(grid, found, is_current, head=head)))
+
+
 def outdated_tasks(tasks: list[tuple[str, str, str]], p: Plan) -> list[tuple[str, str, str]]:
     """The queue's queued or running tasks of experiments the plan `p` of the whole grid queues anew: queued on
     another commit or with other params (`plan` does not count them as pending), they would run first, for nothing,
@@ -432,16 +441,13 @@ def run_grid(grid: Grid, root: Path, jobs: int = 1, only: str | None = None, sha
         raise GridError("uncommitted changes to the pipeline code or params.yaml:\n" + dirty +
                         "\ncommit or stash them first: queued experiments would run them while their baseline "
                         "commit says otherwise")
-    found, is_current, head = existing(exp_show(root)), current_code(grid, root), head_params(root, grid.stages)
-    p = plan(grid, found, is_current, only, shard, head)
+    p, tasks, outdated = survey(grid, root, only, shard)
     log(f"grid: {len(p.done)} done, {len(p.pending)} already queued, {len(p.missing)} to queue"
         + (f" ({len(p.failed)} failed before: queued again)" if p.failed else "")
         + (f" ({len(p.stale)} finished with other params: run again)" if p.stale else ""))
-    tasks, _ = queue_status(root)
     for task, name, status in tasks:  # by task id: a name can also have an older successful task
         if status == "Failed" and name in p.failed:
             run(["dvc", "queue", "remove", task], root, check=False)
-    outdated = outdated_tasks(tasks, plan(grid, found, is_current, head=head))   # the whole grid's, whatever `only`
     for task, name, status in outdated:
         run(["dvc", "queue", "kill" if status == "Running" else "remove", task], root, check=False)
     if outdated:
