@@ -359,7 +359,7 @@ def test_a_small_grid_runs_through_the_dvc_queue_and_a_rerun_skips_it(tmp_path, 
     root.mkdir()
     env = make_repo(root, tiny_text_model, epochs=1)
     (root / "experiments.yaml").write_text(
-        "seeds: [0, 1]\nconfigs:\n  cos: {train.loss: cosine}\n"
+        "seeds: [0, 1]\nconfigs:\n  cos: {train.loss: cosine}\ntargets: [evaluate]\n"
         "metrics: [zero_shot_auc_macro]\nclaims: []\n")
     (root / "README.md").write_text(f"# t\n{g.BEGIN}\n{g.END}\n")
     run(["git", "add", "-A"], root, env)

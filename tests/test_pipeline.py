@@ -58,7 +58,7 @@ def test_dvc_repro_writes_every_artifact(repo):
 
 def test_experiment_with_another_loss_shows_in_metrics_diff(repo):
     root, env = repo
-    run(["dvc", "exp", "run", "-S", "train.loss=cosine", "-S", "train.epochs=1"], root, env)
+    run(["dvc", "exp", "run", "-S", "train.loss=cosine", "-S", "train.epochs=1", "evaluate"], root, env)
     shown = run(["dvc", "exp", "show", "--csv"], root, env)
     assert "cosine" in shown
     diff = run(["dvc", "metrics", "diff", "--json"], root, env)
@@ -75,7 +75,11 @@ def test_study_configuration_runs_end_to_end(repo):
         "error: --attention: data/model/model.pt holds a cnn1d encoder, which has no attention; retrain with "
         "ecg.encoder=dual_attention"]
     run(["dvc", "exp", "run", "-S", "ecg.encoder=dual_attention", "-S", "train.loss=cosine",
-         "-S", "train.recon_weight=1", "-S", "train.epochs=1"], root, env)
+         "-S", "train.recon_weight=1", "-S", "train.epochs=1",   # finetune briefly: all of its labels, one epoch
+         "-S", "finetune.label_fractions=[1.0]", "-S", "finetune.max_epochs=1", "-S", "finetune.min_steps_per_epoch=2"],
+        root, env)
+    finetuned = json.loads((root / "metrics/finetune.json").read_text())
+    assert np.isfinite(finetuned["finetune_aligned_f100_auc_macro"])
     train = json.loads((root / "metrics/train.json").read_text())
     assert train["reconstruction_loss"] > 0
     assert (root / "dvclive/plots/metrics/val/reconstruction_loss.tsv").exists()
