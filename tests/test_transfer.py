@@ -75,10 +75,11 @@ def test_ridge_without_penalty_is_least_squares_and_r2_is_computed_around_the_te
     age = np.concatenate([y, y, [1.0, 3.0, 5.0, 8.0]])           # the last test age off the line by 1
     sex = np.full(12, np.nan)
     m = tr.transfer_figures(z, sex, age, rows, [1.0], 0, (1.0,))
-    # alpha 0.1 (the least shrinkage, best on validation) on standardised x (sum of squares 4): slope shrunk by 4 / 4.1
-    pred = 4 + 4 / 4.1 * np.array([-3.0, -1.0, 1.0, 3.0])
+    # less shrinkage is better on validation all the way down: the grid's smallest alpha, 0.1, is an edge, so three
+    # decades further are tried (probe.past_the_edge): 1e-4 on standardised x (sum of squares 4), slope times 4 / 4.0001
+    pred = 4 + 4 / 4.0001 * np.array([-3.0, -1.0, 1.0, 3.0])
     err = pred - [1.0, 3.0, 5.0, 8.0]
-    assert m["transfer_age_100pct_alpha"] == 0.1
+    assert m["transfer_age_100pct_alpha"] == 0.0001
     assert m["transfer_age_100pct_mae"] == pytest.approx(np.mean(np.abs(err)), abs=1e-9)
     assert m["transfer_age_100pct_r2"] == pytest.approx(1 - np.sum(err ** 2) / 26.75, abs=1e-9)   # around 4.25
     assert "transfer_sex_n_test" not in m                         # no sex known: no sex figures

@@ -46,21 +46,24 @@ def demographics(database_csv, ecg_ids) -> tuple[np.ndarray, np.ndarray]:
 def ridge(x_train, y_train, x_val, y_val, x_test, alphas=ALPHAS) -> dict:
     """Ridge regression on z standardised by the training rows, the intercept unpenalised; the alpha with the lowest
     validation MAE is kept. {"pred": test predictions, "alpha", "val_mae"}. One eigendecomposition of the Gram
-    matrix serves every alpha; many features and fewer rows (MiniRocket's) are first taken into the rows' span
+    matrix serves every alpha (a choice at either end of the grid tries further decades, probe.past_the_edge); many
+    features and fewer rows (MiniRocket's) are first taken into the rows' span
     (probe.row_space: exact for ridge too, its weights lie there)."""
     xt, xv, xs = (t.numpy() for t in pr.row_space(*pr.standardise(x_train, x_val, x_test, dtype=np.float64)))
     y = np.asarray(y_train, dtype=np.float64)
     mean = y.mean()
     evals, evecs = np.linalg.eigh(xt.T @ xt)
     rhs = evecs.T @ (xt.T @ (y - mean))
-    best = None
-    for alpha in alphas:
+
+    def fit_score(alpha):   # minus the validation MAE: higher is better
         w = evecs @ (rhs / (evals + alpha))
-        mae = float(np.mean(np.abs(xv @ w + mean - y_val))) if len(y_val) else float("nan")
-        if best is None or mae < best[0]:
-            best = (mae, alpha, w)
-    mae, alpha, w = best
-    return {"pred": xs @ w + mean, "alpha": float(alpha), "val_mae": mae}
+        return (-float(np.mean(np.abs(xv @ w + mean - y_val))) if len(y_val) else float("nan")), w
+    grid = sorted(alphas)
+    tried = [fit_score(alpha) for alpha in grid]
+    best = max(range(len(grid)), key=lambda i: (tried[i][0] if np.isfinite(tried[i][0]) else -np.inf, -i))
+    score, alpha, w = (pr.past_the_edge(grid, best, tried[best][0], fit_score)
+                       or (tried[best][0], grid[best], tried[best][1]))
+    return {"pred": xs @ w + mean, "alpha": float(alpha), "val_mae": -score}
 
 
 def _subsample(known: np.ndarray, fraction: float, seed: int, y=None) -> np.ndarray:
