@@ -323,6 +323,21 @@ def test_a_dry_run_prints_the_plan_in_queue_order_and_the_tasks_it_would_remove(
     assert out[4] == "cosine-s0: queued on other code or params (would be removed from the queue)"
 
 
+def test_workers_are_started_again_only_when_none_is_seen_and_nothing_runs(grid, monkeypatch):
+    """Under load `dvc queue status` can count 0 workers while one runs an experiment: no second worker then; once
+    nothing runs and no worker is seen for three polls, the workers are started again."""
+    from types import SimpleNamespace
+    polls = iter([([("1", "a-s0", "Running")], 0)] * 5 + [([("1", "a-s0", "Success"), ("2", "a-s1", "Queued")], 0)] * 3
+                 + [([("1", "a-s0", "Success"), ("2", "a-s1", "Success")], 1)])
+    started = []
+    monkeypatch.setattr(g, "run", lambda *a, **k: SimpleNamespace(stdout="", returncode=0))
+    monkeypatch.setattr(g, "survey", lambda *a: (g.Plan({}, ["a-s0", "a-s1"], [], []), [], []))
+    monkeypatch.setattr(g, "queue_status", lambda root: next(polls))
+    monkeypatch.setattr(g, "start_workers", lambda root, jobs: started.append(jobs))
+    g.run_grid(grid, REPO, poll=0, log=lambda m: None)
+    assert started == [1, 1]   # the first start, and one after three polls with a queued experiment and no worker
+
+
 def test_queue_status_name_shows_its_most_telling_task():
     tasks = [("b994d52", "a-s0", "Queued"), ("f5bafd5", "a-s0", "Success"), ("9faccfe", "a-s1", "Success"),
              ("1111111", "a-s2", "Success"), ("2222222", "a-s2", "Failed")]

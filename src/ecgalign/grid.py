@@ -476,8 +476,11 @@ def run_grid(grid: Grid, root: Path, jobs: int = 1, only: str | None = None, sha
             last = summary
         if not left:
             break
-        idle_polls = idle_polls + 1 if workers == 0 else 0
-        if idle_polls >= 3:  # workers gone (killed, reboot) while experiments remain: start them again
+        # workers gone (killed, reboot) while experiments remain: start them again. A running experiment means a live
+        # worker whatever `dvc queue status` counts (under load its count can read 0, and a second worker would run a
+        # second experiment beside the first)
+        idle_polls = idle_polls + 1 if workers == 0 and not summary[2] else 0
+        if idle_polls >= 3:
             start_workers(root, jobs)
             idle_polls = 0
         time.sleep(poll)
