@@ -8,7 +8,8 @@ plus cheap validation-fold figures (val_*) for design choices. The tasks' probes
 
 Reads data/{reports.jsonl, model/, ecg_embeddings/, baseline/, minirocket/, text/, raw/scp_statements.csv}, dvclive's loss
 curves;
-writes metrics/eval.json and plots/{loss, embedding_map, zero_shot_roc, tasks}.png. Metric definitions:
+writes metrics/eval.json, metrics/resamples.json (the figures under the first bootstrap resamples, for the grid's
+paired two-level bootstrap: ecgalign.resamples) and plots/{loss, embedding_map, zero_shot_roc, tasks}.png. Metric definitions:
 src/ecgalign/benchmark.py (and evaluation.py, probe.py, stats.py, labels.py).
 
 The probes draw their labels from the label pool (labels.label_pool): all training folds under the in-sample
@@ -40,6 +41,7 @@ from ecgalign.attribution import statement_directions, statement_metrics
 from ecgalign.ecgplot import plot_statement_auc
 from ecgalign.errors import ArtifactError, MissingArtifactError
 from ecgalign.models import load_model
+from ecgalign.resamples import split_resamples, write_resamples
 
 
 # what a supervised control has no value for (fnmatch patterns of eval.json keys)
@@ -165,7 +167,8 @@ def main(data_dir: str | Path = art.DATA, params_path: str | Path = art.PARAMS,
          metrics_path: str | Path = art.EVAL_METRICS, plots_dir: str | Path = art.PLOTS,
          dvclive_dir: str | Path = art.DVCLIVE, statements_path: str | Path | None = None) -> dict:
     """Run the stage; returns the metrics written to metrics_path. statements_path (default: beside metrics_path,
-    statements.json) gets the per-statement detector AUCs (ecgalign.attribution.statement_directions)."""
+    statements.json) gets the per-statement detector AUCs (ecgalign.attribution.statement_directions); beside
+    metrics_path, resamples.json gets the figures under the kept bootstrap resamples."""
     start = time.time()
     p = params_mod.load(params_path)
     ep = p.evaluate
@@ -192,6 +195,8 @@ def main(data_dir: str | Path = art.DATA, params_path: str | Path = art.PARAMS,
         metrics.update(not_defined_figures())
 
     metrics = {k: None if isinstance(v, float) and not np.isfinite(v) else v for k, v in metrics.items()}
+    metrics, kept = split_resamples(metrics)
+    write_resamples(Path(metrics_path).with_name("resamples.json"), kept, ep.seed, ep.bootstrap)
     curve = "objective" if model.supervised else "alignment_loss"   # the supervised control: its BCE
     curves = {s: plots.read_curve(Path(dvclive_dir) / "plots" / "metrics" / s / f"{curve}.tsv")
               for s in ("train", "val")}

@@ -5,8 +5,8 @@
 
 MiniRocket (ecgalign.minirocket) is fitted on the label pool's signals and its features go through the probes every
 model's z gets: the six tasks at each label fraction, sex and age. Like the baseline stage, it depends on the data,
-split.* and evaluate.* only, so DVC's run cache serves one run to every experiment of a seed; evaluate
-merges it into metrics/eval.json.
+split.* and evaluate.* only (not the text: a change of text.* does not run it again), so DVC's run cache serves one
+run to every experiment of a seed and split; evaluate merges it into metrics/eval.json.
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def main(data_dir: str | Path = art.DATA, params_path: str | Path = art.PARAMS, 
     start = time.time()
     p = params_mod.load(params_path)
     ep, data = p.evaluate, Path(data_dir)
-    inp = bm.load_inputs(data, p.split, embeddings=False)
+    inp = bm.load_inputs(data, p.split, embeddings=False, text=False)
     signals, stats = art.load_signals(art.under(data, art.SIGNALS), len(inp.reports), art.under(data, art.REPORTS))
     print(f"minirocket: {kernels} kernels (seed {ep.seed}) fitted on {len(inp.train)} label-pool "
           f"records; probes on {len(inp.train)} train, {len(inp.val)} validation and {len(inp.test)} test records")
@@ -38,11 +38,11 @@ def main(data_dir: str | Path = art.DATA, params_path: str | Path = art.PARAMS, 
     splits = {"train": inp.train, "val": inp.val, "test": inp.test}
     z = {s: mr.features(fitted, signals, rows, stats["mean"], stats["std"]) for s, rows in splits.items()}
     transform_seconds = time.time() - start
-    prep, _, task_counts, _ = bm.prepared(inp, ep)
+    prep, counts, task_counts, _ = bm.prepared(inp, ep)
     figures = {**bm.tasks(prep, {"z": z}, None, task_counts, ep.probe_c_grid, PREFIX, level=ep.ci_level,
                           jobs=bm.cores()),
                **tr.transfer_figures(z, inp.sex, inp.age, splits, ep.label_fractions, ep.seed, ep.probe_c_grid,
-                                     PREFIX)}
+                                     PREFIX, counts, ep.ci_level)}
     figures = {k: v for k, v in figures.items() if "zero_shot" not in k}   # random features have no text side
     figures = {k: None if isinstance(v, float) and not np.isfinite(v) else v for k, v in figures.items()}
     out = {"n_test": int(len(inp.test)), f"{PREFIX}n_features": int(z["test"].shape[1]), **figures}

@@ -286,6 +286,16 @@ def run_stage(root):
                                    root / "plots", root / "dvclive")
 
 
+def assert_merged(root, stage: dict, metrics: dict, prefix: str) -> None:
+    """A reference stage's <prefix>* figures are eval.json's, and their kept resamples are resamples.json's."""
+    from ecgalign.resamples import split_resamples
+
+    figures, kept = split_resamples({k: v for k, v in stage.items() if k.startswith(prefix)})
+    assert figures == {k: v for k, v in metrics.items() if k.startswith(prefix)}
+    stored = json.loads((root / "metrics" / "resamples.json").read_text())["figures"]
+    assert kept and {k: stored[k] for k in kept} == kept
+
+
 def test_stage_writes_every_contract_metric_and_plot(stage_dir):
     metrics = run_stage(stage_dir)
     assert json.loads((stage_dir / "metrics" / "eval.json").read_text()) == metrics
@@ -294,6 +304,17 @@ def test_stage_writes_every_contract_metric_and_plot(stage_dir):
     for key in contract:
         assert isinstance(metrics[key], float) and isinstance(metrics["baseline_" + key], float), key
     assert metrics["n_test"] == 8 and metrics["n_train"] == 64
+    # every figure with an interval keeps its resampled values in resamples.json, of the trained model, the
+    # untrained one and MiniRocket; eval.json keeps the scalars (a count named *_bootstrap_resamples included)
+    kept = json.loads((stage_dir / "metrics" / "resamples.json").read_text())
+    assert all(isinstance(v, list) and len(v) == kept["kept"] for v in kept["figures"].values())
+    assert {"zero_shot_auc_macro", "baseline_ecg_to_report_codes_r10",
+            "minirocket_linear_probe_z_superdiagnostic_1pct_auc_macro"} <= set(kept["figures"])
+    with_interval = {k[:-len("_ci_low")] for k in metrics if k.endswith("_ci_low")}
+    per_class = {k for k in with_interval if k.rsplit("_", 1)[-1] in ("NORM", "MI", "STTC", "CD", "HYP")}
+    assert per_class and set(kept["figures"]) == with_interval - per_class
+    assert isinstance(metrics["superdiagnostic_bootstrap_resamples"], int)
+    assert not any(k.endswith("_kept") for k in metrics)
     # the 8 test records carry patterns 2, 5, 1, 4, 0, 3, 6, 2: pattern 2 twice, the others once
     assert metrics["ecg_to_text_majority_r1"] == 2 / 8
     assert metrics["ecg_to_text_chance_r1"] == pytest.approx((2 * 2 / 8 + 6 * 1 / 8) / 8)
@@ -326,6 +347,8 @@ def test_stage_is_deterministic(stage_dir):
 
 
 def test_baseline_stage_is_the_untrained_model_of_the_trained_config(stage_dir):
+    from ecgalign.resamples import split_resamples
+
     """The baseline stage builds its model from params.yaml alone: for a checkpoint of the same sizes, that is the
     model the evaluate stage built from the checkpoint's config before the stage existed (the same weights), and
     its figures are the eval.json's baseline_* keys."""
@@ -345,8 +368,7 @@ def test_baseline_stage_is_the_untrained_model_of_the_trained_config(stage_dir):
     metrics = run_stage(stage_dir)
     baseline = json.loads((stage_dir / "data" / "baseline" / "baseline.json").read_text())
     assert baseline["precision"] == "fp32" and baseline["n_test"] == metrics["n_test"]
-    assert {k: v for k, v in baseline.items() if k.startswith("baseline_")} == \
-        {k: v for k, v in metrics.items() if k.startswith("baseline_")}
+    assert_merged(stage_dir, baseline, metrics, "baseline_")
 
 
 def test_tasks_in_two_processes_give_the_figures_of_one(stage_dir):
@@ -397,8 +419,15 @@ def test_minirocket_stage_probes_aeons_features_of_the_normalised_signals(stage_
     metrics = run_stage(stage_dir)
     stage = json.loads((stage_dir / "data" / "minirocket" / "minirocket.json").read_text())
     assert stage["minirocket_n_features"] == 168
-    assert {k: v for k, v in stage.items() if k.startswith("minirocket_")} == \
-        {k: v for k, v in metrics.items() if k.startswith("minirocket_")}
+    assert_merged(stage_dir, stage, metrics, "minirocket_")
+    text, away = stage_dir / "data" / "text", stage_dir / "text-away"
+    text.rename(away)   # no text side: the stage runs without data/text (so a text.* change does not re-run it)
+    try:
+        import evaluate_minirocket
+        assert evaluate_minirocket.main(stage_dir / "data", stage_dir / "params.yaml", kernels=168) == \
+            stage
+    finally:
+        away.rename(text)
     for task in ("superdiagnostic", "all"):
         assert isinstance(metrics[f"minirocket_linear_probe_z_{task}_100pct_auc_macro"], float)
     assert not any("zero_shot" in k or k.startswith("minirocket_linear_probe_" + "super") for k in stage)

@@ -6,6 +6,7 @@ import os
 import shutil
 import sys
 
+import numpy as np
 import pytest
 import yaml
 
@@ -375,7 +376,8 @@ def test_a_small_grid_runs_through_the_dvc_queue_and_a_rerun_skips_it(tmp_path, 
     env = make_repo(root, tiny_text_model, epochs=1)
     (root / "experiments.yaml").write_text(
         "seeds: [0, 1]\nconfigs:\n  cos: {train.loss: cosine}\ntargets: [evaluate]\n"
-        "metrics: [zero_shot_auc_macro]\nclaims: []\n")
+        "metrics: [zero_shot_auc_macro]\nclaims:\n  - {text: trained beats untrained, a: cos, b: cos, "
+        "metric: zero_shot_auc_macro, b_metric: baseline_zero_shot_auc_macro, direction: higher}\n")
     (root / "README.md").write_text(f"# t\n{g.BEGIN}\n{g.END}\n")
     run(["git", "add", "-A"], root, env)
     run(["git", "commit", "-qm", "grid"], root, env)
@@ -392,6 +394,13 @@ def test_a_small_grid_runs_through_the_dvc_queue_and_a_rerun_skips_it(tmp_path, 
         assert e["metrics"]["metrics/cost/train.json"]["stage"] == "train"
     readme = (root / "README.md").read_text()
     assert "| cos | synthetic 200 | 0, 1 |" in readme and "| evaluate |" in readme
+    # each experiment commit carries the evaluate stage's kept resamples: the claim's two-level interval is paired
+    for e in results["experiments"]:
+        kept = e["resamples"]
+        assert sorted(kept) == ["baseline_zero_shot_auc_macro", "zero_shot_auc_macro"]
+        assert len(kept["zero_shot_auc_macro"]) == len(kept["baseline_zero_shot_auc_macro"]) > 0
+    row = next(line for line in readme.splitlines() if line.startswith("| trained beats untrained"))
+    assert row.count("[") == 3 and "]*" not in row
     # committing the results does not change the pipeline code: a re-run finds both experiments and queues nothing
     run(["git", "add", "-A"], root, env)
     run(["git", "commit", "-qm", "results"], root, env)
@@ -516,6 +525,7 @@ def test_experiments_are_queued_seed_by_seed(grid):
 
 
 def test_two_level_interval_resamples_seeds_and_each_runs_test_records():
+    """Without kept resamples each run is redrawn from its recorded interval, the arms independently (False)."""
     claim = g.Claim("a beats b", "a", "b", "m", "higher")
 
     def run(config, seed, value, half=None):
@@ -524,15 +534,62 @@ def test_two_level_interval_resamples_seeds_and_each_runs_test_records():
 
     # no test-record spread: the seed bootstrap of the differences 0.1 and 0.3 alone, means in {0.1, 0.2, 0.3}
     flat = {"experiments": [run("a", 0, 0.6, 0.0), run("a", 1, 0.8, 0.0), run("b", 0, 0.5, 0.0), run("b", 1, 0.5, 0.0)]}
-    assert g.two_level(flat, claim) == (pytest.approx(0.1), pytest.approx(0.3))
+    assert g.two_level(flat, claim) == (pytest.approx(0.1), pytest.approx(0.3), False)
     # each run's interval (se 0.05 a run) widens it beyond the seeds' spread
     wide = {"experiments": [run("a", 0, 0.6, 0.098), run("a", 1, 0.8, 0.098), run("b", 0, 0.5, 0.098),
                             run("b", 1, 0.5, 0.098)]}
-    low, high = g.two_level(wide, claim)
-    assert low < 0.05 and high > 0.35 and g.two_level(wide, claim) == (low, high)   # seeded: the same twice
+    low, high, paired = g.two_level(wide, claim)
+    assert low < 0.05 and high > 0.35 and not paired and g.two_level(wide, claim) == (low, high, False)   # seeded
     # a run without a recorded interval: no two-level interval
     assert g.two_level({"experiments": [run("a", 0, 0.6), run("a", 1, 0.8), run("b", 0, 0.5), run("b", 1, 0.5)]},
                        claim) is None
+
+
+def test_two_level_interval_pairs_the_arms_on_the_kept_resamples():
+    """Kept resamples: the arms of a seed drawn on the same resample. Test-set noise both arms share cancels (the
+    unpaired interval of the same runs is far wider); a run without them falls back to the unpaired one."""
+    claim = g.Claim("a beats b", "a", "b", "m", "higher")
+    rng = np.random.default_rng(0)
+    shared = {s: rng.normal(0, 0.05, 200) for s in (0, 1)}   # each seed's test-set noise, common to both arms
+
+    def run(config, seed, value, kept=True):
+        e = exp(config, seed, 0.5, m=value, m_ci_low=value - 0.098, m_ci_high=value + 0.098, ci_level=0.95)
+        if kept:
+            e["resamples"] = {"m": [round(v, 5) for v in (value + shared[seed]).tolist()]}
+        return e
+
+    runs = [run("a", 0, 0.6), run("a", 1, 0.8), run("b", 0, 0.5), run("b", 1, 0.5)]
+    low, high, paired = g.two_level({"experiments": runs}, claim)
+    assert paired and (low, high) == (pytest.approx(0.1, abs=1e-4), pytest.approx(0.3, abs=1e-4))
+    unpaired = g.two_level({"experiments": runs[:3] + [run("b", 1, 0.5, kept=False)]}, claim)
+    assert not unpaired[2] and unpaired[0] < 0.05 and unpaired[1] > 0.35
+    # two figures of one run (b_metric) pair the same way
+    both = g.Claim("m beats n", "a", "a", "m", "higher", b_metric="n")
+    for e, base in zip(runs[:2], (0.5, 0.5)):
+        e["metrics"]["metrics/eval.json"]["n"] = base
+        e["resamples"]["n"] = [round(v, 5) for v in (base + shared[e["seed"]]).tolist()]
+    assert g.two_level({"experiments": runs}, both)[2] is True
+
+
+def test_the_collector_keeps_the_resamples_of_the_keys_the_claims_cite(tmp_path):
+    env = dict(os.environ, GIT_AUTHOR_NAME="test", GIT_AUTHOR_EMAIL="test@example.com",
+               GIT_COMMITTER_NAME="test", GIT_COMMITTER_EMAIL="test@example.com")
+    run(["git", "init", "-q"], tmp_path, env)
+    (tmp_path / "f").write_text("x\n")
+    run(["git", "add", "-A"], tmp_path, env)
+    run(["git", "commit", "-qm", "before"], tmp_path, env)
+    before = run(["git", "rev-parse", "HEAD"], tmp_path, env).strip()
+    (tmp_path / "metrics").mkdir()
+    from ecgalign.resamples import write_resamples
+    write_resamples(tmp_path / g.RESAMPLES_FILE, {"m": [0.5, None], "n": [0.25, 0.75], "other": [1.0, 1.0]}, 3, 1000)
+    run(["git", "add", "-A"], tmp_path, env)
+    run(["git", "commit", "-qm", "after"], tmp_path, env)
+    after = run(["git", "rev-parse", "HEAD"], tmp_path, env).strip()
+    grid = g.Grid([0], ["train.seed"], {"a": {}, "b": {}}, [], claims=[
+        g.Claim("t", "a", "b", "m", "higher", b_metric="n"), g.Claim("u", "a", "b", "metrics/train.json:epochs", "higher")])
+    assert g.cited_keys(grid) == ["m", "n"]
+    assert g.kept_resamples(tmp_path, after, ["m", "n"]) == {"m": [0.5, None], "n": [0.25, 0.75]}
+    assert g.kept_resamples(tmp_path, before, ["m", "n"]) == {}   # a run older than the file
 
 
 def test_a_grid_never_collected_is_one_error_line_saying_what_to_run(tmp_path, capsys):

@@ -95,3 +95,28 @@ def test_ridge_in_the_rows_span_matches_the_full_solve(monkeypatch):
     full = tr.ridge(x[:50], y[:50], x[50:70], y[50:70], x[70:])
     assert reduced["alpha"] == full["alpha"]
     np.testing.assert_allclose(reduced["pred"], full["pred"], rtol=1e-8, atol=1e-8)
+
+
+def test_with_resamples_sex_and_age_get_intervals_and_keep_their_resampled_values():
+    """counts (B x test rows) weigh each test record; records without the value are left out of the weights."""
+    from ecgalign import stats
+    from ecgalign.resamples import RESAMPLED, STORED
+
+    z, sex, age, rows = make_split(800)
+    age[rows["test"][:5]] = np.nan                              # 5 test records without an age
+    counts = stats.bootstrap_counts(len(rows["test"]), 300, seed=1)
+    m = tr.transfer_figures(z, sex, age, rows, [1.0], 0, (0.1, 1.0), counts=counts, level=0.9)
+    plain = tr.transfer_figures(z, sex, age, rows, [1.0], 0, (0.1, 1.0))
+    assert {k: v for k, v in m.items() if k in plain} == plain   # the figures themselves do not move
+    known = np.isfinite(age[rows["test"]])
+    fit = tr.ridge(z["train"], age[rows["train"]], z["val"], age[rows["val"]], z["test"][known])   # the stage's fit
+    err = np.abs(fit["pred"] - age[rows["test"]][known])
+    for b in (0, 7):   # resample b's MAE: the multiplicity-weighted mean error over the test records with an age
+        w = counts[b, known]
+        assert m["transfer_age_100pct_mae" + RESAMPLED][b] == pytest.approx(w @ err / w.sum(), abs=1e-5)
+    assert len(m["transfer_sex_100pct_auc" + RESAMPLED]) == min(STORED, 300)
+    for key in ("transfer_sex_100pct_auc", "transfer_age_100pct_mae"):
+        assert m[f"{key}_ci_low"] < m[key] < m[f"{key}_ci_high"]
+        lo, hi = np.quantile(m[key + RESAMPLED], [0.05, 0.95])   # the first 200 of the 300 draws behind the CI
+        assert abs(lo - m[f"{key}_ci_low"]) < 0.5 * (hi - lo) and abs(hi - m[f"{key}_ci_high"]) < 0.5 * (hi - lo)
+    assert "transfer_age_100pct_r2_ci_low" not in m

@@ -9,6 +9,9 @@ Macro AUCs resample each task's test records with `stats.class_complete_counts` 
 and a negative in every resample, as the PTB-XL benchmark does); `{task}_bootstrap_rejected` counts the draws
 rejected for missing one.
 
+Each figure with an interval also keeps its values under the first resamples (ecgalign.resamples), for the grid's
+paired two-level bootstrap.
+
 Inputs are arrays: `prepare` builds everything that depends only on the records (labels, groups, subsamples);
 `model_figures` takes one model's embeddings. Two stages use them: `baseline` (src/evaluate_baseline.py: the untrained
 reference model, `untrained_model`, whose figures depend on the data, ecg.*, train.proj_dim and evaluate.* only, so
@@ -29,6 +32,7 @@ from . import labels as lb
 from . import probe as pr
 from . import stats
 from . import transfer as tr
+from .resamples import RESAMPLED, STORED, add_interval, add_mean_interval
 from .artifacts import REPORTS
 from .errors import ArtifactError
 from .probe import fraction_key
@@ -91,10 +95,6 @@ def task_bootstrap(prep: SimpleNamespace, n_boot: int, seed: int) -> tuple[dict,
     return counts, m
 
 
-def add_interval(m: dict, key: str, ci) -> None:
-    m[f"{key}_ci_low"], m[f"{key}_ci_high"] = float(ci[0]), float(ci[1])
-
-
 def retrieval_levels(prep: SimpleNamespace, rows, n_random: int, seed: int) -> dict:
     """Model-free reference levels of the retrieval figures on `rows`: chance (exact expectation of a random
     ranking), majority (always the most common answer), and the Jaccard mAP (raw and normalised by the ideal
@@ -146,7 +146,7 @@ def retrieval(prep: SimpleNamespace, rows, e_ecg, e_text, counts=None, n_shuffle
             key = f"{prefix}{name}_r{k}"
             m[key] = float(hits[:, j].mean())
             if counts is not None:
-                add_interval(m, key, stats.mean_interval(hits[:, j], counts, level))
+                add_mean_interval(m, key, hits[:, j], counts, level)
             m[f"{prefix}{name}_shuffle_r{k}"] = float(nulls[name][j])
     rel = ev.jaccard(prep.codes[rows], prep.codes[rows][gallery])
     ideal = ev.ideal_average_precision(rel)
@@ -157,7 +157,7 @@ def retrieval(prep: SimpleNamespace, rows, e_ecg, e_text, counts=None, n_shuffle
                                   ("report_map_jaccard_norm", ap / ideal, ap_shuffle / ideal)):
         m[f"{prefix}{name}"] = float(np.nanmean(per_query))
         if counts is not None:
-            add_interval(m, f"{prefix}{name}", stats.mean_interval(np.nan_to_num(per_query), counts, level))
+            add_mean_interval(m, f"{prefix}{name}", np.nan_to_num(per_query), counts, level)
         m[f"{prefix}{name}_shuffle"] = float(np.nanmean(null))
     m[f"{prefix}report_hubness_k10"] = ev.hubness(e_ecg, e_text[gallery], 10)
     return m
@@ -176,7 +176,7 @@ def _auc_figures(m: dict, key: str, y, scores, classes, counts, per_class_prefix
         return int(ok.sum())
     s = stats.auc_summary(y[:, ok], scores[:, ok], counts, level)
     m[key] = s["macro"]
-    add_interval(m, key, s["macro_ci"])
+    add_interval(m, key, s["macro_ci"], np.mean(stats.auc_columns(y[:, ok], scores[:, ok], counts[:STORED]), axis=1))
     if per_class_prefix is not None:
         for c, auc, ci in zip(np.asarray(classes)[ok], s["auc"], s["ci"]):
             m[f"{per_class_prefix}{c}"] = float(auc)
@@ -252,7 +252,7 @@ def task_figures(task: str, prep: SimpleNamespace, emb: dict, prompts: dict, cou
     m[f"{prefix}{task}_n_classes"] = n
     m[f"{prefix}{task}_n_classes_dropped"] = len(t.classes) - n
     if task == "superdiagnostic":
-        for sfx in ("", "_ci_low", "_ci_high"):
+        for sfx in ("", "_ci_low", "_ci_high", RESAMPLED):
             m[f"{prefix}zero_shot_auc_macro{sfx}"] = m.get(f"{prefix}zero_shot_{task}_auc_macro{sfx}")
         if len(with_prompt):
             val_scores = score(emb["e"]["val"][keep_val])
@@ -273,10 +273,9 @@ def task_figures(task: str, prep: SimpleNamespace, emb: dict, prompts: dict, cou
             n = _auc_figures(m, f"{key}_auc_macro", y_test, fit["scores"], t.classes, c_test, per_class, level)
             m[f"{key}_c"], m[f"{key}_n_train"], m[f"{key}_n_classes"] = fit["c"], int(len(rows)), n
             if task == "superdiagnostic" and f == full:
-                for sfx in ("", "_ci_low", "_ci_high"):
+                for sfx in ("", "_ci_low", "_ci_high", RESAMPLED):
                     m[f"{prefix}{name}_auc_macro{sfx}"] = m.get(f"{key}_auc_macro{sfx}")
-                if space == "e":
-                    m[f"{prefix}val_linear_probe_auc_macro"] = fit["val_auc"]
+                m[f"{prefix}val_{name}_auc_macro"] = fit["val_auc"]   # val_linear_probe(_z)_auc_macro
     return m
 
 
@@ -305,10 +304,12 @@ def cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def load_inputs(data, split, embeddings: bool = True) -> SimpleNamespace:
+def load_inputs(data, split, embeddings: bool = True, text: bool = True) -> SimpleNamespace:
     """The stages' inputs under the folder `data`, checked to be row-aligned with reports.jsonl (ecgalign.artifacts:
     errors name the file); embeddings=False: without the trained model's ECG embeddings (the baseline stage, which
-    encodes the signals itself). The signals are not among them: evaluate scores embeddings only."""
+    encodes the signals itself); text=False: without data/text (the minirocket stage, which has no text side and
+    so need not run again when only the text changes; its retrieval identities are the statements'). The signals
+    are not among them: evaluate scores embeddings only."""
     reports_path = art.under(data, art.REPORTS)
     reports = art.load_reports(reports_path)
     n = len(reports)
@@ -323,8 +324,12 @@ def load_inputs(data, split, embeddings: bool = True) -> SimpleNamespace:
     z_ecg = e_ecg = None
     if embeddings:
         z_ecg, e_ecg = art.load_ecg_embeddings(n, art.under(data, art.ECG_EMBEDDINGS), reports_path)
-    text = art.load_array(art.under(data, art.RECORD_EMBEDDINGS), n, "text_embeddings", reports_path)
-    statements, statement_emb = art.load_statements(art.under(data, art.TEXT))
+    record_text = statement_emb = None
+    statements, text_source = [], "statements"
+    if text:
+        record_text = art.load_array(art.under(data, art.RECORD_EMBEDDINGS), n, "text_embeddings", reports_path)
+        statements, statement_emb = art.load_statements(art.under(data, art.TEXT))
+        text_source = art.load_text_source(art.under(data, art.TEXT))
     table = read_statements(art.under(data, art.RAW))
     sex, age = tr.demographics(art.under(data, art.RAW) / DATABASE, [r["ecg_id"] for r in reports])
     diagnostic_class = {code: c for code, c in table["diagnostic_class"].items() if isinstance(c, str)}
@@ -332,8 +337,7 @@ def load_inputs(data, split, embeddings: bool = True) -> SimpleNamespace:
         reports=reports, test=test, train=train, val=val, pretrain=pretrain, table=table,
         primary=ev.primary_superclass([reports[i]["scp_codes"] for i in test], diagnostic_class, lb.SUPERCLASSES),
         statement_codes=[s["code"] for s in statements], statement_emb=statement_emb,
-        e_ecg=e_ecg, z_ecg=z_ecg, text=text, sex=sex, age=age,
-        text_source=art.load_text_source(art.under(data, art.TEXT)))
+        e_ecg=e_ecg, z_ecg=z_ecg, text=record_text, sex=sex, age=age, text_source=text_source)
 
 
 def prepared(inp: SimpleNamespace, ep) -> tuple[SimpleNamespace, np.ndarray, dict, dict]:
@@ -361,7 +365,7 @@ def model_figures(model, inp: SimpleNamespace, prep, emb: dict, ep, counts, task
     jobs: processes for the tasks (`tasks`)."""
     z_cos = {f"{prefix}ecg_z_mean_cosine": ev.mean_pairwise_cosine(emb["z"]["test"]),
              **tr.transfer_figures(emb["z"], inp.sex, inp.age, {"train": inp.train, "val": inp.val, "test": inp.test},
-                                   ep.label_fractions, ep.seed, ep.probe_c_grid, prefix)}
+                                   ep.label_fractions, ep.seed, ep.probe_c_grid, prefix, counts, ep.ci_level)}
     if model.supervised:
         m, extras = label_head_figures(inp, prep, emb, ep, counts, task_counts, prefix, jobs)
         return {**z_cos, **m}, extras

@@ -36,6 +36,7 @@ import yaml
 
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 DEFAULT_FILE = "metrics/eval.json"
+RESAMPLES_FILE = "metrics/resamples.json"   # the evaluate stage's figures under the kept bootstrap resamples
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 
 
@@ -499,10 +500,12 @@ def flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
-def snapshot(grid: Grid, found: dict[str, list[dict]], is_current, head: dict | None = None) -> dict:
+def snapshot(grid: Grid, found: dict[str, list[dict]], is_current, head: dict | None = None,
+             resamples_of=None) -> dict:
     """The flat results of every finished experiment of the grid: {"experiments": [{name, config, seed, rev,
-    baseline, params, metrics: {file: {key: value}}}]}, in grid order (deterministic: a re-collect of the same
-    experiments gives the same file)."""
+    baseline, params, metrics: {file: {key: value}}, resamples: {key: values}}]}, in grid order (deterministic: a
+    re-collect of the same experiments gives the same file). resamples_of(rev): the run's figures under its kept
+    bootstrap resamples (`kept_resamples`); a run with none has no "resamples"."""
     rows = []
     done = plan(grid, found, is_current, head=head).done
     for name, config, seed, _ in grid.experiments():
@@ -513,11 +516,32 @@ def snapshot(grid: Grid, found: dict[str, list[dict]], is_current, head: dict | 
         metrics = {f: m["data"] for f, m in sorted((data.get("metrics") or {}).items()) if "data" in m}
         rows.append({"name": name, "config": config, "seed": seed, "rev": done[name]["rev"],
                      "baseline": done[name]["baseline"], "params": params, "metrics": metrics})
+        kept = resamples_of(done[name]["rev"]) if resamples_of is not None else {}
+        if kept:
+            rows[-1]["resamples"] = kept
     return {"experiments": rows}
 
 
+def cited_keys(grid: Grid) -> list[str]:
+    """The eval.json keys the grid's claims compare (their resamples are what the results keep)."""
+    keys = {k for c in grid.claims for k in (c.metric, c.metric_b)}
+    return sorted(k.rpartition(":")[2] for k in keys if ":" not in k or k.rpartition(":")[0] == DEFAULT_FILE)
+
+
+def kept_resamples(root: Path, rev: str, keys: list[str]) -> dict:
+    """{key: values} of the experiment commit's metrics/resamples.json (the evaluate stage's) for `keys`; {} for a
+    run without that file (runs older than it)."""
+    shown = run(["git", "show", f"{rev}:{RESAMPLES_FILE}"], root, check=False)
+    if shown.returncode:
+        return {}
+    figures = json.loads(shown.stdout).get("figures") or {}
+    return {k: figures[k] for k in keys if k in figures}
+
+
 def collect(grid: Grid, root: Path) -> dict:
-    return snapshot(grid, existing(exp_show(root)), current_code(grid, root), head_params(root, grid.stages))
+    keys = cited_keys(grid)
+    return snapshot(grid, existing(exp_show(root)), current_code(grid, root), head_params(root, grid.stages),
+                    (lambda rev: kept_resamples(root, rev, keys)) if keys else None)
 
 
 # ------------------------------------------------------------------------------------------------------ statistics
@@ -649,25 +673,50 @@ def run_se(results: dict, config: str, key: str) -> dict[int, float]:
     return {s: (hi[s] - lo[s]) / (2 * norm.ppf((1 + level.get(s, 0.95)) / 2)) for s in set(lo) & set(hi)}
 
 
-def two_level(results: dict, claim: Claim, n_boot: int = 4000, seed: int = 0) -> tuple[float, float] | None:
-    """The claim's 95 % interval from a two-level bootstrap: the seeds both configurations share resampled with
-    replacement, and within each drawn run its figure redrawn over test records (each run's bootstrap, as a normal
-    with the spread of its recorded interval: `run_se`). The two arms' test-record draws are independent, which
-    overstates the spread of a paired difference (both arms score the same test records): a conservative interval.
-    None when a run has no recorded interval or fewer than 2 seeds are shared."""
+def run_resamples(results: dict, config: str, key: str) -> dict:
+    """Seed -> one configuration's figure under each kept bootstrap resample (an eval.json key; the collector
+    keeps them from each run's metrics/resamples.json for the keys the claims cite; NaN where undefined); empty
+    when the runs kept none or ran on different datasets."""
+    import numpy as np
+    file, _, name = key.rpartition(":") if ":" in key else (DEFAULT_FILE, ":", key)
+    if file != DEFAULT_FILE or len(datasets(results, config)) > 1:
+        return {}
+    return {e["seed"]: np.array([np.nan if v is None else v for v in e["resamples"][name]], dtype=np.float64)
+            for e in results["experiments"] if e["config"] == config and name in (e.get("resamples") or {})}
+
+
+def two_level(results: dict, claim: Claim, n_boot: int = 4000,
+              seed: int = 0) -> tuple[float, float, bool] | None:
+    """The claim's 95 % interval from a two-level bootstrap, (low, high, paired): the seeds both configurations
+    share resampled with replacement, and within each drawn seed a test-record resample drawn, the mean of the
+    drawn differences a - b one draw.
+    Paired (True) when every shared seed's two runs kept their figures under the bootstrap resamples (they are
+    model-free and seeded by evaluate.seed: both runs of a seed scored the same resampled test records, so a - b
+    under resample k is a paired draw). Otherwise each run's figure is redrawn as a normal with the spread of its
+    recorded interval (`run_se`), the two arms independently: that overstates the spread of a paired difference, a
+    conservative interval (False). None when fewer than 2 seeds are shared or a run has neither."""
     import numpy as np
     a, b = by_seed(results, claim.a, claim.metric), by_seed(results, claim.b, claim.metric_b)
+    ra, rb = run_resamples(results, claim.a, claim.metric), run_resamples(results, claim.b, claim.metric_b)
+    shared = sorted(set(a) & set(b))
+    rng = np.random.default_rng(seed)
+    if len(shared) >= 2 and all(s in ra and s in rb and len(ra[s]) == len(rb[s]) for s in shared) and \
+            len({len(ra[s]) for s in shared}) == 1:
+        diff = np.stack([ra[s] - rb[s] for s in shared])          # seeds x kept resamples
+        pick = rng.integers(0, len(shared), size=(n_boot, len(shared)))
+        draws = diff[pick, rng.integers(0, diff.shape[1], size=pick.shape)].mean(axis=1)
+        low, high = np.percentile(draws[np.isfinite(draws)], [2.5, 97.5])
+        return float(low), float(high), True
     sa, sb = run_se(results, claim.a, claim.metric), run_se(results, claim.b, claim.metric_b)
-    seeds = sorted(set(a) & set(b) & set(sa) & set(sb))
+    seeds = [s for s in shared if s in sa and s in sb]
     if len(seeds) < 2:
         return None
     diff = np.array([a[s] - b[s] for s in seeds])
     var = np.array([sa[s] ** 2 + sb[s] ** 2 for s in seeds])
-    rng = np.random.default_rng(seed)
     pick = rng.integers(0, len(seeds), size=(n_boot, len(seeds)))
     draws = (diff[pick] + rng.standard_normal(pick.shape) * np.sqrt(var[pick])).mean(axis=1)
     low, high = np.percentile(draws, [2.5, 97.5])
-    return float(low), float(high)
+    return float(low), float(high), False
 
 
 def _verdict(claim: Claim, mean: float, p: float) -> str:
@@ -762,9 +811,10 @@ def render(grid: Grid, results: dict, others: list[tuple[Grid, dict]] = ()) -> s
               f"{ALPHA:g}; the 95 % interval is the claim's own, uncorrected paired t-interval over seeds; the "
               f"simultaneous one is Bonferroni's over the same {n_family} claims (all of them cover their true "
               f"differences together with probability ≥ 95 %). Both count the variation over seeds only; the "
-              f"two-level one also the test records' (seeds resampled, and each run's figure redrawn from its own "
-              f"bootstrap interval, the two arms independently: conservative; `grid.two_level`), where the runs "
-              f"recorded an interval.",
+              f"two-level one also the test records' (seeds resampled, then one of each run's kept bootstrap "
+              f"resamples of the test records, the same for both arms of a seed: paired; marked * where a run kept "
+              f"none, and each arm's figure is redrawn from its own interval independently: conservative; "
+              f"`grid.two_level`).",
               "", "| claim | metric | a − b (mean over seeds) | 95 % interval | simultaneous 95 % interval | "
               "two-level 95 % interval | seeds | p | Holm p | verdict (Holm) |",
               "|---|---|---|---|---|---|---|---|---|---|"]
@@ -782,7 +832,7 @@ def render(grid: Grid, results: dict, others: list[tuple[Grid, dict]] = ()) -> s
             f"[{r.low:+{f}}, {r.high:+{f}}]", "[{:+{f}}, {:+{f}}]".format(*r.simultaneous(n_family), f=f),
             _p(r.p), _p(r.p_holm))
         levels = two_level(results, claim)
-        two = "–" if levels is None else "[{:+{f}}, {:+{f}}]".format(*levels, f=f)
+        two = "–" if levels is None else "[{:+{f}}, {:+{f}}]{}".format(*levels[:2], "" if levels[2] else "*", f=f)
         lines.append(f"| {label} | {shown} | {r.mean:+{f}} | {interval} | {joint} | {two} | {r.n} | {p} | "
                      f"{p_holm} | {r.verdict} |")
     if not grid.claims:   # a table-only grid (experiments-minirocket.yaml): no verdicts to explain

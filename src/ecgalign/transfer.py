@@ -9,6 +9,10 @@ seen the labels". Sex and age are in no report: how well z predicts them is the 
     age  ridge regression on standardised z (L2 strength chosen on the validation rows by MAE), test MAE in years
          and R² (1 - residual / total sum of squares around the test mean: 0 = predicting the mean)
 
+With `counts` (the test records' bootstrap resamples, B x test rows, as retrieval's), the sex AUC and the age MAE
+get percentile intervals at `level` and kept resamples (ecgalign.resamples): a resample weighs each test record with
+the value by its multiplicity.
+
 Records without the value are left out of that task (`transfer_<task>_n_test` counts the test records scored).
 PTB-XL's documentation sets ages above 89 to 300 for de-identification; such a value is no age, so it counts as
 unknown (the v1.0.1 table has none: ages 2-95, 89 records without one). Subsamples of the label pool: sex stratified by sex (probe.label_fraction), age a seeded random share; the
@@ -23,6 +27,7 @@ import pandas as pd
 
 from . import probe as pr
 from . import stats
+from .resamples import add_interval
 
 ALPHAS = (0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0)   # ridge L2 strengths tried (on standardised z, summed squares)
 AGE_UNKNOWN = 300                                  # PTB-XL's de-identified age (older than 89): unknown
@@ -77,9 +82,10 @@ def _subsample(known: np.ndarray, fraction: float, seed: int, y=None) -> np.ndar
 
 
 def transfer_figures(z: dict, sex: np.ndarray, age: np.ndarray, rows: dict, fractions, seed: int, c_grid,
-                     prefix: str = "") -> dict:
+                     prefix: str = "", counts: np.ndarray | None = None, level: float = stats.LEVEL) -> dict:
     """Every transfer figure of one model. z = {"train"|"val"|"test": features} row-aligned with
-    rows = {"train"|"val"|"test": record indices}; sex, age: full-length arrays (demographics)."""
+    rows = {"train"|"val"|"test": record indices}; sex, age: full-length arrays (demographics); counts: None, or
+    resample multiplicities of the test rows (B x len(rows["test"])) for intervals."""
     m = {}
     for name, values in (("sex", sex), ("age", age)):
         known = {s: np.flatnonzero(np.isfinite(values[r])) for s, r in rows.items()}
@@ -96,13 +102,20 @@ def transfer_figures(z: dict, sex: np.ndarray, age: np.ndarray, rows: dict, frac
             if name == "sex":
                 fit = pr.probe(x_train, y_train[:, None], x_val, y["val"][:, None], x_test, c_grid)
                 ok = np.isfinite(fit["scores"][:, 0])
-                m[f"{key}_auc"] = (float(stats.auc_columns(y["test"][ok, None].astype(bool),
-                                                           fit["scores"][ok, :1])[0][0]) if ok.all() else None)
+                y_test, scores = y["test"][:, None].astype(bool), fit["scores"][:, :1]
+                m[f"{key}_auc"] = float(stats.auc_columns(y_test, scores)[0][0]) if ok.all() else None
+                if ok.all() and counts is not None:
+                    boot = stats.auc_columns(y_test, scores, counts[:, known["test"]])[:, 0]
+                    add_interval(m, f"{key}_auc", stats.interval(boot, level), boot)
                 m[f"{key}_c"] = fit["c"]
             else:
                 fit = ridge(x_train, y_train, x_val, y["val"], x_test)
                 err = fit["pred"] - y["test"]
                 m[f"{key}_mae"] = float(np.mean(np.abs(err)))
+                if counts is not None:
+                    w = counts[:, known["test"]].astype(np.float64)
+                    boot = w @ np.abs(err) / w.sum(axis=1)
+                    add_interval(m, f"{key}_mae", stats.interval(boot, level), boot)
                 m[f"{key}_r2"] = float(1 - np.sum(err ** 2) / np.sum((y["test"] - y["test"].mean()) ** 2))
                 m[f"{key}_alpha"] = fit["alpha"]
     return m
