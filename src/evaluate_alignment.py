@@ -1,14 +1,13 @@
 """evaluate stage: how well the trained model aligns ECGs with their reports, on the test folds, beside the same
-figures for the untrained model (baseline_*, computed by the baseline stage) and MiniRocket's random-kernel
-features (minirocket_*, the minirocket stage), the chance, majority and shuffle levels,
+figures for the untrained model (baseline_*, computed by the baseline stage), the chance, majority and shuffle levels,
 with percentile bootstrap intervals at evaluate.ci_level (95 % by default; 0.9 gives the PTB-XL benchmark's 5-95 %);
 plus cheap validation-fold figures (val_*) for design choices. The tasks' probes run in one process per core.
 
     python src/evaluate_alignment.py
 
-Reads data/{reports.jsonl, model/, ecg_embeddings/, baseline/, minirocket/, text/, raw/scp_statements.csv}, dvclive's loss
+Reads data/{reports.jsonl, model/, ecg_embeddings/, baseline/, text/, raw/scp_statements.csv}, dvclive's loss
 curves;
-writes metrics/eval.json, metrics/resamples.json (the figures under the first bootstrap resamples, for the grid's
+writes metrics/eval.json, metrics/eval_resamples.json (the figures under the first bootstrap resamples, for the grid's
 paired two-level bootstrap: ecgalign.resamples) and plots/{loss, embedding_map, zero_shot_roc, tasks}.png. Metric definitions:
 src/ecgalign/benchmark.py (and evaluation.py, probe.py, stats.py, labels.py).
 
@@ -31,7 +30,6 @@ from pathlib import Path
 import numpy as np
 
 from ecgalign import benchmark as bm
-from ecgalign import minirocket as mr
 from ecgalign import labels as lb
 from ecgalign import params as params_mod
 from ecgalign import artifacts as art
@@ -41,7 +39,7 @@ from ecgalign.attribution import statement_directions, statement_metrics
 from ecgalign.ecgplot import plot_statement_auc
 from ecgalign.errors import ArtifactError, MissingArtifactError
 from ecgalign.models import load_model
-from ecgalign.resamples import split_resamples, write_resamples
+from ecgalign.resamples import resamples_path, split_resamples, write_resamples
 
 
 # what a supervised control has no value for (fnmatch patterns of eval.json keys)
@@ -63,17 +61,16 @@ def not_defined_figures() -> dict:
             "not_defined_reason": NOT_DEFINED_REASON}
 
 
-def load_reference(data: Path, n_test: int, stage: str = "baseline") -> dict:
-    """A reference's figures (<stage>_*) written by its stage (baseline: the untrained model; minirocket: the
-    random-kernel features), checked to be of this test fold."""
-    path = art.under(data, {"baseline": art.BASELINE_METRICS, "minirocket": mr.METRICS}[stage])
+def load_baseline(data: Path, n_test: int) -> dict:
+    """The untrained model's figures (baseline_*) written by the baseline stage, checked to be of this test fold."""
+    path = art.under(data, art.BASELINE_METRICS)
     if not path.exists():
-        raise MissingArtifactError(f"{path} not found: run the {stage} stage first (dvc repro {stage})")
+        raise MissingArtifactError(f"{path} not found: run the baseline stage first (dvc repro baseline)")
     figures = json.loads(path.read_text())
     if figures.get("n_test") != n_test:
         raise ArtifactError(f"{path} is of {figures.get('n_test')} test records, the evaluation of {n_test}: re-run "
-                            f"dvc repro {stage}")
-    return {k: v for k, v in figures.items() if k.startswith(stage + "_")}
+                            f"dvc repro baseline")
+    return {k: v for k, v in figures.items() if k.startswith("baseline_")}
 
 
 def print_summary(m: dict, fractions, level: float) -> None:
@@ -98,11 +95,11 @@ def _print_transfer(m: dict, fractions, f3) -> None:
     rows = [("sex AUC", "sex", "auc"), ("age MAE (years)", "age", "mae"), ("age R2", "age", "r2")]
     if not any(f"transfer_{task}_n_test" in m for _, task, _ in rows):
         return
-    print("\ntransfer, tasks the text never names (probe on z; trained / untrained / MiniRocket)")
+    print("\ntransfer, tasks the text never names (probe on z; trained / untrained)")
     print(f"{'figure':<18}" + "".join(f"{bm.fraction_key(f):>24}" for f in fractions))
     for label, task, fig in rows:
         cells = [" / ".join(f3(m.get(f"{p}transfer_{task}_{bm.fraction_key(f)}_{fig}"))
-                            for p in ("", "baseline_", "minirocket_")) for f in fractions]
+                            for p in ("", "baseline_")) for f in fractions]
         print(f"{label:<18}" + "".join(f"{c:>24}" for c in cells))
 
 
@@ -134,11 +131,11 @@ def _print_tasks(m: dict, fractions, f3, ci, level: float) -> None:
                                                   for f in fractions]
         cells = [f"{ci(k)} / {f3(m.get('baseline_' + k))}" for k in keys]
         print(f"{task:<17}{m[task + '_n_classes']:>8}" + "".join(f"{c:>36}" for c in cells))
-    print("\nprobe on z (the encoder's features; MiniRocket's random-kernel features): trained / untrained / MiniRocket")
+    print("\nprobe on z (the encoder's features): trained / untrained")
     print(f"{'task':<17}" + "".join(f"{'probe ' + bm.fraction_key(f):>24}" for f in fractions))
     for task in lb.TASKS:
         keys = [f"linear_probe_z_{task}_{bm.fraction_key(f)}_auc_macro" for f in fractions]
-        cells = [" / ".join(f3(m.get(p + k)) for p in ("", "baseline_", "minirocket_")) for k in keys]
+        cells = [" / ".join(f3(m.get(p + k)) for p in ("", "baseline_")) for k in keys]
         print(f"{task:<17}" + "".join(f"{c:>24}" for c in cells))
     val = [k for k in m if k.startswith("val_")]
     print("\nvalidation folds (for design choices): " + ", ".join(f"{k} {f3(m[k])}" for k in val))
@@ -168,7 +165,7 @@ def main(data_dir: str | Path = art.DATA, params_path: str | Path = art.PARAMS,
          dvclive_dir: str | Path = art.DVCLIVE, statements_path: str | Path | None = None) -> dict:
     """Run the stage; returns the metrics written to metrics_path. statements_path (default: beside metrics_path,
     statements.json) gets the per-statement detector AUCs (ecgalign.attribution.statement_directions); beside
-    metrics_path, resamples.json gets the figures under the kept bootstrap resamples."""
+    metrics_path, <stem>_resamples.json gets the figures under the kept bootstrap resamples."""
     start = time.time()
     p = params_mod.load(params_path)
     ep = p.evaluate
@@ -183,7 +180,7 @@ def main(data_dir: str | Path = art.DATA, params_path: str | Path = art.PARAMS,
     emb = bm.split_embeddings(inp, inp.z_ecg, inp.e_ecg)
     trained, extras = bm.model_figures(model, inp, prep, emb, ep, counts, task_counts, jobs=bm.cores())
     emb_trained_test = emb["e"]["test"]
-    untrained = {**load_reference(data, len(test)), **load_reference(data, len(test), "minirocket")}
+    untrained = load_baseline(data, len(test))
     levels = bm.retrieval_levels(prep, test, ep.shuffles, ep.seed)
     metrics = {"n_test": int(len(test)), "n_train": int(len(train)), "n_val": int(len(val)),
                "ci_level": ep.ci_level, **boot_metrics, "objective": "supervised" if model.supervised else "alignment",
@@ -196,7 +193,7 @@ def main(data_dir: str | Path = art.DATA, params_path: str | Path = art.PARAMS,
 
     metrics = {k: None if isinstance(v, float) and not np.isfinite(v) else v for k, v in metrics.items()}
     metrics, kept = split_resamples(metrics)
-    write_resamples(Path(metrics_path).with_name("resamples.json"), kept, ep.seed, ep.bootstrap)
+    write_resamples(resamples_path(metrics_path), kept, ep.seed, ep.bootstrap)
     curve = "objective" if model.supervised else "alignment_loss"   # the supervised control: its BCE
     curves = {s: plots.read_curve(Path(dvclive_dir) / "plots" / "metrics" / s / f"{curve}.tsv")
               for s in ("train", "val")}

@@ -1,12 +1,14 @@
-"""minirocket stage: the random-convolution-kernel baseline's figures (the minirocket_* keys of metrics/eval.json)
--> data/minirocket/.
+"""minirocket stage: the random-convolution-kernel baseline's figures (minirocket_*) -> metrics/minirocket.json, and
+their kept bootstrap resamples -> metrics/minirocket_resamples.json.
 
     python src/evaluate_minirocket.py
 
 MiniRocket (ecgalign.minirocket) is fitted on the label pool's signals and its features go through the probes every
 model's z gets: the six tasks at each label fraction, sex and age. Like the baseline stage, it depends on the data,
 split.* and evaluate.* only (not the text: a change of text.* does not run it again), so DVC's run cache serves one
-run to every experiment of a seed and split; evaluate merges it into metrics/eval.json.
+run to every experiment of a seed and split. No stage depends on it: `dvc repro evaluate` (and a grid whose targets
+do not name it) skips its ~30 minutes on the full PTB-XL; its figures share the evaluation's label subsamples and
+bootstrap resamples (both seeded by evaluate.seed), so they pair with metrics/eval.json's.
 """
 from __future__ import annotations
 
@@ -17,16 +19,19 @@ import numpy as np
 
 from ecgalign import artifacts as art
 from ecgalign import benchmark as bm
+from ecgalign import labels as lb
 from ecgalign import minirocket as mr
 from ecgalign import params as params_mod
 from ecgalign import transfer as tr
 from ecgalign.atomic import write_json
+from ecgalign.resamples import resamples_path, split_resamples, write_resamples
 
 PREFIX = "minirocket_"
 
 
 def main(data_dir: str | Path = art.DATA, params_path: str | Path = art.PARAMS, kernels: int = mr.KERNELS,
-         max_dilations: int = mr.MAX_DILATIONS) -> dict:
+         max_dilations: int = mr.MAX_DILATIONS, metrics_path: str | Path = mr.METRICS) -> dict:
+    """Run the stage; returns the figures written to metrics_path (their kept resamples go beside it)."""
     start = time.time()
     p = params_mod.load(params_path)
     ep, data = p.evaluate, Path(data_dir)
@@ -45,11 +50,26 @@ def main(data_dir: str | Path = art.DATA, params_path: str | Path = art.PARAMS, 
                                      PREFIX, counts, ep.ci_level)}
     figures = {k: v for k, v in figures.items() if "zero_shot" not in k}   # random features have no text side
     figures = {k: None if isinstance(v, float) and not np.isfinite(v) else v for k, v in figures.items()}
-    out = {"n_test": int(len(inp.test)), f"{PREFIX}n_features": int(z["test"].shape[1]), **figures}
+    figures, kept = split_resamples(figures)
+    out = {"n_test": int(len(inp.test)), "ci_level": ep.ci_level, f"{PREFIX}n_features": int(z["test"].shape[1]),
+           **figures}
     print(f"features in {transform_seconds:.1f} s")   # a timing is no figure: same params, same metrics
-    write_json(art.under(data, mr.METRICS), out)
-    print(f"wrote {art.under(data, mr.METRICS)} in {time.time() - start:.1f} s")
+    print_summary(out, ep.label_fractions)
+    write_json(metrics_path, out)
+    write_resamples(resamples_path(metrics_path), kept, ep.seed, ep.bootstrap)
+    print(f"wrote {metrics_path} in {time.time() - start:.1f} s")
     return out
+
+
+def print_summary(m: dict, fractions) -> None:
+    """MiniRocket's z probe on every task and its transfer figures, at each label fraction."""
+    f3 = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
+    print(f"\nMiniRocket ({m[PREFIX + 'n_features']} features): test macro AUC of the z probe; sex AUC, age MAE")
+    print(f"{'task':<17}" + "".join(f"{bm.fraction_key(f):>10}" for f in fractions))
+    rows = [(task, f"linear_probe_z_{task}_{{}}_auc_macro") for task in lb.TASKS]
+    rows += [("sex AUC", "transfer_sex_{}_auc"), ("age MAE", "transfer_age_{}_mae")]
+    for label, key in rows:
+        print(f"{label:<17}" + "".join(f"{f3(m.get(PREFIX + key.format(bm.fraction_key(f)))):>10}" for f in fractions))
 
 
 if __name__ == "__main__":

@@ -278,22 +278,24 @@ def stage_dir(tmp_path_factory):
 def run_stage(root):
     import evaluate_alignment
     import evaluate_baseline
-    import evaluate_minirocket
 
     evaluate_baseline.main(root / "data", root / "params.yaml")
-    evaluate_minirocket.main(root / "data", root / "params.yaml", kernels=168)   # 2 x 84: seconds, not minutes
     return evaluate_alignment.main(root / "data", root / "params.yaml", root / "metrics" / "eval.json",
                                    root / "plots", root / "dvclive")
 
 
-def assert_merged(root, stage: dict, metrics: dict, prefix: str) -> None:
-    """A reference stage's <prefix>* figures are eval.json's, and their kept resamples are resamples.json's."""
-    from ecgalign.resamples import split_resamples
+def with_macro_interval(metrics: dict) -> set[str]:
+    """The figures with an interval but the per-class AUCs (<...>_auc_NORM, ...): those whose resamples are kept."""
+    with_interval = {k[:-len("_ci_low")] for k in metrics if k.endswith("_ci_low")}
+    per_class = {k for k in with_interval if k.rsplit("_", 1)[-1] in ("NORM", "MI", "STTC", "CD", "HYP")}
+    assert per_class
+    return with_interval - per_class
 
-    figures, kept = split_resamples({k: v for k, v in stage.items() if k.startswith(prefix)})
-    assert figures == {k: v for k, v in metrics.items() if k.startswith(prefix)}
-    stored = json.loads((root / "metrics" / "resamples.json").read_text())["figures"]
-    assert kept and {k: stored[k] for k in kept} == kept
+
+def run_minirocket(root) -> dict:
+    import evaluate_minirocket
+    return evaluate_minirocket.main(root / "data", root / "params.yaml", kernels=168,   # 2 x 84: seconds
+                                    metrics_path=root / "metrics" / "minirocket.json")
 
 
 def test_stage_writes_every_contract_metric_and_plot(stage_dir):
@@ -304,15 +306,12 @@ def test_stage_writes_every_contract_metric_and_plot(stage_dir):
     for key in contract:
         assert isinstance(metrics[key], float) and isinstance(metrics["baseline_" + key], float), key
     assert metrics["n_test"] == 8 and metrics["n_train"] == 64
-    # every figure with an interval keeps its resampled values in resamples.json, of the trained model, the
-    # untrained one and MiniRocket; eval.json keeps the scalars (a count named *_bootstrap_resamples included)
-    kept = json.loads((stage_dir / "metrics" / "resamples.json").read_text())
+    # every figure with an interval keeps its resampled values in eval_resamples.json, of the trained model and
+    # the untrained one; eval.json keeps the scalars (a count named *_bootstrap_resamples included)
+    kept = json.loads((stage_dir / "metrics" / "eval_resamples.json").read_text())
     assert all(isinstance(v, list) and len(v) == kept["kept"] for v in kept["figures"].values())
-    assert {"zero_shot_auc_macro", "baseline_ecg_to_report_codes_r10",
-            "minirocket_linear_probe_z_superdiagnostic_1pct_auc_macro"} <= set(kept["figures"])
-    with_interval = {k[:-len("_ci_low")] for k in metrics if k.endswith("_ci_low")}
-    per_class = {k for k in with_interval if k.rsplit("_", 1)[-1] in ("NORM", "MI", "STTC", "CD", "HYP")}
-    assert per_class and set(kept["figures"]) == with_interval - per_class
+    assert {"zero_shot_auc_macro", "baseline_ecg_to_report_codes_r10"} <= set(kept["figures"])
+    assert set(kept["figures"]) == with_macro_interval(metrics)
     assert isinstance(metrics["superdiagnostic_bootstrap_resamples"], int)
     assert not any(k.endswith("_kept") for k in metrics)
     # the 8 test records carry patterns 2, 5, 1, 4, 0, 3, 6, 2: pattern 2 twice, the others once
@@ -357,6 +356,7 @@ def test_baseline_stage_is_the_untrained_model_of_the_trained_config(stage_dir):
     from ecgalign import benchmark as bm
     from ecgalign import params as params_mod
     from ecgalign.models import AlignmentModel, load_model
+    from ecgalign.resamples import split_resamples
 
     p = params_mod.load(stage_dir / "params.yaml")
     trained = load_model(stage_dir / "data" / "model" / "model.pt")
@@ -368,7 +368,10 @@ def test_baseline_stage_is_the_untrained_model_of_the_trained_config(stage_dir):
     metrics = run_stage(stage_dir)
     baseline = json.loads((stage_dir / "data" / "baseline" / "baseline.json").read_text())
     assert baseline["precision"] == "fp32" and baseline["n_test"] == metrics["n_test"]
-    assert_merged(stage_dir, baseline, metrics, "baseline_")
+    figures, kept = split_resamples({k: v for k, v in baseline.items() if k.startswith("baseline_")})
+    assert figures == {k: v for k, v in metrics.items() if k.startswith("baseline_")}
+    stored = json.loads((stage_dir / "metrics" / "eval_resamples.json").read_text())["figures"]
+    assert kept and {k: stored[k] for k in kept} == kept   # its kept resamples moved to eval_resamples.json
 
 
 def test_tasks_in_two_processes_give_the_figures_of_one(stage_dir):
@@ -384,22 +387,22 @@ def test_tasks_in_two_processes_give_the_figures_of_one(stage_dir):
     assert json.dumps(one) == json.dumps(two) and len(one) > 100   # NaN-aware: the same text
 
 
-@pytest.mark.parametrize("stage", ["baseline", "minirocket"])
-def test_evaluate_without_a_reference_stage_says_what_to_run(stage_dir, tmp_path, stage):
+def test_evaluate_without_the_baseline_stage_says_what_to_run(stage_dir, tmp_path):
     import shutil
 
     import evaluate_alignment
 
     run_stage(stage_dir)
     shutil.copytree(stage_dir / "data", tmp_path / "data")
-    shutil.rmtree(tmp_path / "data" / stage)
-    with pytest.raises(FileNotFoundError, match=rf"{stage}\.json not found: run the {stage} stage first"):
+    shutil.rmtree(tmp_path / "data" / "baseline")
+    with pytest.raises(FileNotFoundError, match=r"baseline\.json not found: run the baseline stage first"):
         evaluate_alignment.main(tmp_path / "data", stage_dir / "params.yaml", tmp_path / "eval.json", tmp_path)
 
 
 def test_minirocket_stage_probes_aeons_features_of_the_normalised_signals(stage_dir):
     """The features are aeon's MiniRocket of each lead's (x - mean) / std, fitted on the label pool, seeded by
-    evaluate.seed; they get the z probes and the transfer probes, under minirocket_* keys of eval.json."""
+    evaluate.seed; they get the z probes and the transfer probes, under minirocket_* keys of metrics/minirocket.json,
+    their kept resamples beside it; the stage reads no text."""
     from aeon.transformations.collection.convolution_based import MiniRocket
 
     from ecgalign import benchmark as bm
@@ -416,21 +419,24 @@ def test_minirocket_stage_probes_aeons_features_of_the_normalised_signals(stage_
     assert got.shape == (len(inp.test), 168) and np.array_equal(got, np.asarray(expected, dtype=np.float32))
     other = mr.transformer(signals, inp.train, [0.0] * 12, [2.0] * 12, 168, 32, p.evaluate.seed + 1)
     assert not np.array_equal(mr.features(other, signals, inp.test, [0.0] * 12, [2.0] * 12), got)
-    metrics = run_stage(stage_dir)
-    stage = json.loads((stage_dir / "data" / "minirocket" / "minirocket.json").read_text())
-    assert stage["minirocket_n_features"] == 168
-    assert_merged(stage_dir, stage, metrics, "minirocket_")
     text, away = stage_dir / "data" / "text", stage_dir / "text-away"
     text.rename(away)   # no text side: the stage runs without data/text (so a text.* change does not re-run it)
     try:
-        import evaluate_minirocket
-        assert evaluate_minirocket.main(stage_dir / "data", stage_dir / "params.yaml", kernels=168) == \
-            stage
+        stage = run_minirocket(stage_dir)
     finally:
         away.rename(text)
+    assert json.loads((stage_dir / "metrics" / "minirocket.json").read_text()) == stage
+    assert stage["minirocket_n_features"] == 168 and stage["ci_level"] == p.evaluate.ci_level
     for task in ("superdiagnostic", "all"):
-        assert isinstance(metrics[f"minirocket_linear_probe_z_{task}_100pct_auc_macro"], float)
+        assert isinstance(stage[f"minirocket_linear_probe_z_{task}_100pct_auc_macro"], float)
     assert not any("zero_shot" in k or k.startswith("minirocket_linear_probe_" + "super") for k in stage)
+    kept = json.loads((stage_dir / "metrics" / "minirocket_resamples.json").read_text())["figures"]
+    assert set(kept) == with_macro_interval(stage)
+    # the evaluation's resamples: MiniRocket's kept values pair with the aligned model's (the same test records)
+    metrics = run_stage(stage_dir)
+    evaluated = json.loads((stage_dir / "metrics" / "eval_resamples.json").read_text())["figures"]
+    key = "linear_probe_z_superdiagnostic_100pct_auc_macro"
+    assert not any(k.startswith("minirocket_") for k in metrics) and len(kept["minirocket_" + key]) == len(evaluated[key])
 
 
 def test_nearest_statements_rank_projected_statements_by_cosine(stage_dir):

@@ -221,7 +221,10 @@ def test_a_claim_can_compare_two_figures_of_the_same_runs(tmp_path):
 
 def test_the_cost_table_keeps_to_the_stages_the_targets_run():
     assert g.run_stages(REPO, ["evaluate"]) == ("download", "reports", "text_embeddings", "signals", "train",
-                                                "ecg_embeddings", "baseline", "minirocket", "evaluate")
+                                                "ecg_embeddings", "baseline", "evaluate")   # not minirocket
+    assert g.run_stages(REPO, ["evaluate", "minirocket"]) == ("download", "reports", "text_embeddings", "signals",
+                                                              "train", "ecg_embeddings", "baseline", "minirocket",
+                                                              "evaluate")
     assert g.run_stages(REPO, ["finetune"]) == ("download", "reports", "text_embeddings", "signals", "train",
                                                 "finetune")
     assert g.run_stages(REPO, []) == ()
@@ -581,15 +584,20 @@ def test_the_collector_keeps_the_resamples_of_the_keys_the_claims_cite(tmp_path)
     before = run(["git", "rev-parse", "HEAD"], tmp_path, env).strip()
     (tmp_path / "metrics").mkdir()
     from ecgalign.resamples import write_resamples
-    write_resamples(tmp_path / g.RESAMPLES_FILE, {"m": [0.5, None], "n": [0.25, 0.75], "other": [1.0, 1.0]}, 3, 1000)
+    write_resamples(tmp_path / "metrics" / "eval_resamples.json", {"m": [0.5, None], "n": [0.25, 0.75],
+                                                                   "other": [1.0, 1.0]}, 3, 1000)
+    write_resamples(tmp_path / "metrics" / "minirocket_resamples.json", {"r": [0.5, 0.5]}, 3, 1000)
     run(["git", "add", "-A"], tmp_path, env)
     run(["git", "commit", "-qm", "after"], tmp_path, env)
     after = run(["git", "rev-parse", "HEAD"], tmp_path, env).strip()
     grid = g.Grid([0], ["train.seed"], {"a": {}, "b": {}}, [], claims=[
-        g.Claim("t", "a", "b", "m", "higher", b_metric="n"), g.Claim("u", "a", "b", "metrics/train.json:epochs", "higher")])
-    assert g.cited_keys(grid) == ["m", "n"]
-    assert g.kept_resamples(tmp_path, after, ["m", "n"]) == {"m": [0.5, None], "n": [0.25, 0.75]}
-    assert g.kept_resamples(tmp_path, before, ["m", "n"]) == {}   # a run older than the file
+        g.Claim("t", "a", "b", "m", "higher", b_metric="metrics/minirocket.json:r"),
+        g.Claim("u", "a", "b", "metrics/train.json:epochs", "higher"), g.Claim("v", "a", "b", "n", "higher")])
+    keys = g.cited_keys(grid)
+    assert keys == ["m", "metrics/minirocket.json:r", "metrics/train.json:epochs", "n"]
+    assert g.kept_resamples(tmp_path, after, keys) == {"m": [0.5, None], "metrics/minirocket.json:r": [0.5, 0.5],
+                                                       "n": [0.25, 0.75]}   # train.json kept none
+    assert g.kept_resamples(tmp_path, before, keys) == {}   # a run older than the files
 
 
 def test_a_grid_never_collected_is_one_error_line_saying_what_to_run(tmp_path, capsys):

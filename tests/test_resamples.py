@@ -1,4 +1,4 @@
-"""Figures under the kept bootstrap resamples: exact values, and what moves out of eval.json into resamples.json."""
+"""Figures under the kept bootstrap resamples: exact values, and what moves out of a metrics file into the one beside."""
 from __future__ import annotations
 
 import json
@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from ecgalign import stats
-from ecgalign.resamples import RESAMPLED, STORED, add_interval, add_mean_interval, split_resamples, write_resamples
+from ecgalign.resamples import (RESAMPLED, STORED, add_interval, add_mean_interval, resamples_path, split_resamples,
+                                write_resamples)
 
 
 def test_a_mean_figure_keeps_its_value_under_each_of_the_first_resamples():
@@ -34,3 +35,8 @@ def test_the_file_is_json_with_one_figure_a_line(tmp_path):
     text = (tmp_path / "resamples.json").read_text()
     assert json.loads(text) == {"seed": 3, "bootstrap": 100, "kept": 100, "figures": {"a": [0.5, None], "b": [1.0]}}
     assert '  "a": [0.5,null],\n' in text
+
+
+def test_the_kept_resamples_sit_beside_their_metrics_file():
+    assert resamples_path("metrics/eval.json").as_posix() == "metrics/eval_resamples.json"
+    assert resamples_path("metrics/minirocket.json").as_posix() == "metrics/minirocket_resamples.json"

@@ -36,7 +36,6 @@ import yaml
 
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 DEFAULT_FILE = "metrics/eval.json"
-RESAMPLES_FILE = "metrics/resamples.json"   # the evaluate stage's figures under the kept bootstrap resamples
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 
 
@@ -522,20 +521,31 @@ def snapshot(grid: Grid, found: dict[str, list[dict]], is_current, head: dict | 
     return {"experiments": rows}
 
 
+def split_key(key: str) -> tuple[str, str]:
+    """(metrics file, name) of a metric key: "name" (metrics/eval.json) or "metrics/<file>.json:name"."""
+    file, _, name = key.rpartition(":") if ":" in key else (DEFAULT_FILE, ":", key)
+    return file, name
+
+
 def cited_keys(grid: Grid) -> list[str]:
-    """The eval.json keys the grid's claims compare (their resamples are what the results keep)."""
-    keys = {k for c in grid.claims for k in (c.metric, c.metric_b)}
-    return sorted(k.rpartition(":")[2] for k in keys if ":" not in k or k.rpartition(":")[0] == DEFAULT_FILE)
+    """The metric keys the grid's claims compare, as they cite them (their kept resamples are what results keep)."""
+    return sorted({k for c in grid.claims for k in (c.metric, c.metric_b)})
 
 
 def kept_resamples(root: Path, rev: str, keys: list[str]) -> dict:
-    """{key: values} of the experiment commit's metrics/resamples.json (the evaluate stage's) for `keys`; {} for a
-    run without that file (runs older than it)."""
-    shown = run(["git", "show", f"{rev}:{RESAMPLES_FILE}"], root, check=False)
-    if shown.returncode:
-        return {}
-    figures = json.loads(shown.stdout).get("figures") or {}
-    return {k: figures[k] for k in keys if k in figures}
+    """{key: values} for the `keys` whose figures the experiment commit's stages kept under the bootstrap
+    resamples (beside each metrics file: metrics/eval.json -> metrics/eval_resamples.json,
+    `resamples.resamples_path`); a run without such a file (older runs, files without intervals) has none."""
+    from .resamples import resamples_path
+    kept, files = {}, {}
+    for key in keys:
+        file, name = split_key(key)
+        if file not in files:
+            shown = run(["git", "show", f"{rev}:{resamples_path(file).as_posix()}"], root, check=False)
+            files[file] = (json.loads(shown.stdout).get("figures") or {}) if not shown.returncode else {}
+        if name in files[file]:
+            kept[key] = files[file][name]
+    return kept
 
 
 def collect(grid: Grid, root: Path) -> dict:
@@ -549,7 +559,7 @@ def collect(grid: Grid, root: Path) -> dict:
 def metric_value(metrics: dict, key: str):
     """The value of `key` ("name" in metrics/eval.json, or "metrics/<file>.json:name") in an experiment's metrics,
     or None."""
-    file, _, name = key.rpartition(":") if ":" in key else (DEFAULT_FILE, ":", key)
+    file, name = split_key(key)
     value = (metrics.get(file) or {}).get(name)
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
@@ -558,7 +568,7 @@ def not_defined(results: dict, config: str, key: str) -> bool:
     """Whether the metric is not defined for this configuration: its metrics file lists the key among the fnmatch
     patterns of `not_defined` (space-separated; the evaluate stage does so for a supervised control's zero-shot and
     retrieval)."""
-    file, _, name = key.rpartition(":") if ":" in key else (DEFAULT_FILE, ":", key)
+    file, name = split_key(key)
     for e in results["experiments"]:
         patterns = (e["metrics"].get(file) or {}).get("not_defined") if e["config"] == config else None
         if isinstance(patterns, str) and any(fnmatch.fnmatchcase(name, p) for p in patterns.split()):
@@ -674,15 +684,14 @@ def run_se(results: dict, config: str, key: str) -> dict[int, float]:
 
 
 def run_resamples(results: dict, config: str, key: str) -> dict:
-    """Seed -> one configuration's figure under each kept bootstrap resample (an eval.json key; the collector
-    keeps them from each run's metrics/resamples.json for the keys the claims cite; NaN where undefined); empty
-    when the runs kept none or ran on different datasets."""
+    """Seed -> one configuration's figure under each kept bootstrap resample (the collector keeps them, from the
+    file beside each run's metrics file, for the keys the claims cite; NaN where undefined); empty when the runs
+    kept none or ran on different datasets."""
     import numpy as np
-    file, _, name = key.rpartition(":") if ":" in key else (DEFAULT_FILE, ":", key)
-    if file != DEFAULT_FILE or len(datasets(results, config)) > 1:
+    if len(datasets(results, config)) > 1:
         return {}
-    return {e["seed"]: np.array([np.nan if v is None else v for v in e["resamples"][name]], dtype=np.float64)
-            for e in results["experiments"] if e["config"] == config and name in (e.get("resamples") or {})}
+    return {e["seed"]: np.array([np.nan if v is None else v for v in e["resamples"][key]], dtype=np.float64)
+            for e in results["experiments"] if e["config"] == config and key in (e.get("resamples") or {})}
 
 
 def two_level(results: dict, claim: Claim, n_boot: int = 4000,

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .artifacts import DATA
+from .artifacts import METRICS as METRICS_DIR
 
 KERNELS = 10_000     # aeon's default: 9,996 features (84 kernels x dilations x bias quantiles)
 MAX_DILATIONS = 32   # dilations per kernel at most (aeon's default)
 CHUNK = 1024         # records transformed at once: the feature matrix is the memory (9,996 float32 each)
-METRICS = DATA / "minirocket" / "minirocket.json"   # the minirocket stage's figures (minirocket_* of eval.json)
+METRICS = METRICS_DIR / "minirocket.json"   # the minirocket stage's figures (minirocket_*), beside metrics/eval.json
 
 
 def transformer(signals, fit_rows, mean, std, n_kernels: int, max_dilations: int, seed: int):

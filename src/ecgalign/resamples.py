@@ -4,7 +4,8 @@ first STORED resamples, kept for the grid's paired two-level bootstrap (`grid.tw
 The resamples are model-free and seeded by evaluate.seed (`benchmark.prepared`), so every run of one seed (an aligned
 model, the supervised control, the untrained baseline, MiniRocket) scores the same resampled test records: the
 difference of two runs' figures under resample b is a paired draw. A stage keeps them as `<key>_kept` in its
-figures; `split_resamples` moves them out of metrics/eval.json into metrics/resamples.json.
+figures; `split_resamples` moves them out of its metrics file (metrics/eval.json, metrics/minirocket.json) into the
+file beside it (`resamples_path`: metrics/eval_resamples.json, metrics/minirocket_resamples.json).
 """
 from __future__ import annotations
 
@@ -42,8 +43,14 @@ def split_resamples(m: dict) -> tuple[dict, dict]:
     return {k: v for k, v in m.items() if k not in moved}, kept
 
 
+def resamples_path(metrics_path: str | Path) -> Path:
+    """Where the kept resamples of a metrics file's figures go: metrics/eval.json -> metrics/eval_resamples.json."""
+    path = Path(metrics_path)
+    return path.with_name(f"{path.stem}_resamples.json")
+
+
 def write_resamples(path: str | Path, kept: dict, seed: int, n_boot: int) -> None:
-    """metrics/resamples.json: {"seed", "bootstrap", "kept", "figures": {key: values}}, one figure a line."""
+    """{"seed", "bootstrap", "kept", "figures": {key: values}} at path, one figure a line."""
     lines = [f"  {json.dumps(k)}: {json.dumps(v, separators=(',', ':'))}" for k, v in kept.items()]
     head = {"seed": seed, "bootstrap": n_boot, "kept": min(STORED, n_boot)}
     write_text(path, json.dumps(head)[:-1] + ', "figures": {\n' + ",\n".join(lines) + "\n}}\n")
