@@ -437,6 +437,10 @@ def test_minirocket_stage_probes_aeons_features_of_the_normalised_signals(stage_
     evaluated = json.loads((stage_dir / "metrics" / "eval_resamples.json").read_text())["figures"]
     key = "linear_probe_z_superdiagnostic_100pct_auc_macro"
     assert not any(k.startswith("minirocket_") for k in metrics) and len(kept["minirocket_" + key]) == len(evaluated[key])
+    without_text = bm.prepared(bm.load_inputs(stage_dir / "data", p.split, embeddings=False, text=False), p.evaluate)
+    with_text = bm.prepared(bm.load_inputs(stage_dir / "data", p.split), p.evaluate)
+    assert np.array_equal(without_text[1], with_text[1])                       # the test records' resamples
+    assert all(np.array_equal(without_text[2][t], with_text[2][t]) for t in with_text[2])   # each task's
 
 
 def test_nearest_statements_rank_projected_statements_by_cosine(stage_dir):
