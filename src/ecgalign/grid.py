@@ -679,7 +679,7 @@ def run_se(results: dict, config: str, key: str) -> dict[int, float]:
     recorded (<key>_ci_low/_ci_high at its ci_level, as a normal's: width / (2 z)); empty without one."""
     from scipy.stats import norm
     lo, hi = by_seed(results, config, f"{key}_ci_low"), by_seed(results, config, f"{key}_ci_high")
-    level = by_seed(results, config, (key.rpartition(":")[0] + ":" if ":" in key else "") + "ci_level")
+    level = by_seed(results, config, f"{split_key(key)[0]}:ci_level")
     return {s: (hi[s] - lo[s]) / (2 * norm.ppf((1 + level.get(s, 0.95)) / 2)) for s in set(lo) & set(hi)}
 
 
