@@ -15,7 +15,7 @@ import torch
 import yaml
 
 from ecgalign import finetune as ft
-from ecgalign import synthetic
+from ecgalign import stats, synthetic
 from ecgalign.labels import task_labels
 from ecgalign.models import build_model, save_checkpoint
 from ecgalign.outcomes import OutcomeError, Outcomes, c_index, c_index_resamples, cox_loss, read_outcomes
@@ -266,6 +266,11 @@ def test_stage_under_two_process_ddp(records, tmp_path):
         assert m[f"finetune_{init}_f50_lr"] in ([0.001, 0.01, 0.1] if init == "frozen" else [0.001])
     assert m["finetune_gain_f100_auc_macro"] == pytest.approx(m["finetune_aligned_f100_auc_macro"]
                                                               - m["finetune_random_f100_auc_macro"], abs=2e-4)
+    assert not any(k.endswith("_kept") for k in m)   # the kept resamples go beside the metrics file
+    kept = json.loads((tmp_path / "metrics/finetune_resamples.json").read_text())
+    assert kept["seed"] == 0 and kept["kept"] == 200
+    assert {f"finetune_{i}_f100_auc_macro" for i in ft.INITS} <= set(kept["figures"])
+    assert len(kept["figures"]["outcome_random_c_index"]) == 200
     assert (tmp_path / "plots/label_efficiency.png").read_bytes()[:4] == b"\x89PNG"
     table = pd.read_csv(tmp_path / "data/finetune/outcomes.csv")
     assert list(table.columns) == ["ecg_id", "time", "event"] and len(table) == 80
@@ -435,6 +440,15 @@ def test_probe_then_fine_tune_starts_every_trainable_init_from_its_own_probe(rec
     for init in ("aligned", "frozen", "random", "random_probe"):
         r = runs[init.replace("_", "-")]
         assert m[f"finetune_{init}_f100_capped"] == int(r["best_epoch"] == r["stopped_epoch"])
+    assert m["finetune_capped_runs"] == sum(m[f"finetune_{i}_f100_capped"] for i in
+                                            ("aligned", "frozen", "random", "random_probe"))
+    # each init's figure under the bootstrap resamples, kept for the grid's pairing: the resamples drawn from the
+    # test labels and the seed alone, so the same for every init (and every experiment of that seed)
+    truth = tasks["f100"]["target"][tasks["f100"]["test"]] > 0.5
+    counts = stats.class_complete_counts(truth, 20, 0)[0]
+    for init in ("aligned", "random"):
+        expected = np.nanmean(stats.auc_columns(truth, np.asarray(runs[init]["test_out"]), counts), axis=1)
+        assert m[f"finetune_{init}_f100_auc_macro_kept"] == [round(float(v), 5) for v in expected]
 
 
 def test_epoch_zero_can_be_the_best_and_stops_on_patience(records):

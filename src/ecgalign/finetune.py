@@ -61,6 +61,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from . import artifacts as art, stats
+from .resamples import add_interval
 from .models import AlignmentModel, encode_all, unwrap
 from .outcomes import c_index, c_index_resamples, cox_loss
 from .precision import autocast, resolve as resolve_precision
@@ -620,8 +621,11 @@ def summarise(results: dict, tasks: dict, n_boot: int = stats.N_BOOT, seed: int 
     the test records for every init); <prefix>_<init>_<tag>_capped: 1 when the best epoch was the last one trained
     and the run stopped there, i.e. at max_epochs (a longer budget might have helped), else 0; with head_init
     probe the same figures for random_probe (the linear probe on the random encoder's features the random init
-    starts from). Undefined figures are None."""
-    m, lrs = {}, {}
+    starts from); finetune_capped_runs: how many of these runs (every task and init) were capped, the check that
+    the budget did not decide a figure. Each init's test figure also keeps its values under the first bootstrap
+    resamples as <key>_kept (resamples.add_interval; seeded by `seed` on the test fold's labels, so every experiment
+    of one seed and task draws the same resamples: the grid pairs them). Undefined figures are None."""
+    m, lrs, capped = {}, {}, 0
     for name, t in tasks.items():
         prefix, tag, metric = t["prefix"], t.get("tag", ""), t["metric"]
         truth = np.asarray(t["target"])[t["test"]]
@@ -633,12 +637,12 @@ def summarise(results: dict, tasks: dict, n_boot: int = stats.N_BOOT, seed: int 
             r = results[name][init]
             out = np.asarray(r["test_out"])
             boot[init], point[init] = resampled(t["kind"], truth, out, counts), score(t["kind"], truth, out)
-            lo, hi = stats.interval(boot[init])
             name_ = init.replace("-", "_")
             k = key(prefix, name_, tag, metric)
             lrs[key(prefix, name_, tag, "lr")] = float(r["lr"])   # not rounded
-            m.update({k: point[init], k + "_ci_low": lo, k + "_ci_high": hi,
-                      key(prefix, name_, tag, "val", metric): float(r["val"]),
+            add_interval(m, k, stats.interval(boot[init]), boot[init])
+            capped += r["best_epoch"] == r["stopped_epoch"] > 0
+            m.update({k: point[init], key(prefix, name_, tag, "val", metric): float(r["val"]),
                       key(prefix, name_, tag, "best_epoch"): int(r["best_epoch"]),
                       key(prefix, name_, tag, "stopped_epoch"): int(r["stopped_epoch"]),
                       key(prefix, name_, tag, "capped"): int(r["best_epoch"] == r["stopped_epoch"] > 0)})
@@ -646,6 +650,7 @@ def summarise(results: dict, tasks: dict, n_boot: int = stats.N_BOOT, seed: int 
             lo, hi = stats.interval(boot[init] - boot["random"])
             k = key(prefix, gain, tag, metric)
             m.update({k: point[init] - point["random"], k + "_ci_low": lo, k + "_ci_high": hi})
+    m["finetune_capped_runs"] = capped
     return {**{k: (None if np.isnan(v) else round(float(v), 4)) if isinstance(v, float) else v
                for k, v in m.items()}, **lrs}
 
