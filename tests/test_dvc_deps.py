@@ -98,3 +98,41 @@ def test_imports_are_followed_transitively_and_inside_functions():
     files = {f.name for f in imported_files(SRC / "download_data.py")}
     # synthetic and download are imported inside main(); atomic through ptbxl; errors through params
     assert {"synthetic.py", "download.py", "ptbxl.py", "atomic.py", "params.py", "errors.py"} <= files
+
+
+def _uncached_outs(spec: dict) -> list[str]:
+    return [name for out in spec.get("outs", []) if isinstance(out, dict)
+            for name, opts in out.items() if (opts or {}).get("cache") is False]
+
+
+@pytest.mark.parametrize("stage", sorted(STAGES))
+def test_stage_can_be_served_from_the_run_cache(stage):
+    """DVC saves a stage run to its run cache only when every plain out is cached (uncached metrics and plots are
+    fine): one git-tracked `outs` entry made MiniRocket's 30 minutes run again for every configuration of a seed."""
+    assert _uncached_outs(STAGES[stage]) == [], f"{stage}: declare git-tracked files under metrics or plots"
+
+
+def test_the_run_cache_rule_is_dvcs(tmp_path):
+    """The rule above, as this DVC applies it: an uncached metric keeps the stage in the run cache, an uncached out
+    does not."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@example.com", "DVC_NO_ANALYTICS": "1"}
+    dvc = [sys.executable, "-m", "dvc"]
+    write = 'python -c "open(\'r.json\', \'w\').write(open(\'d\').read())"'
+
+    def saved(section: str, name: str) -> bool:
+        root = tmp_path / name
+        root.mkdir()
+        (root / "d").write_text("{}")
+        (root / "dvc.yaml").write_text(f"stages:\n  s:\n    cmd: {write}\n    deps: [d]\n"
+                                       f"    {section}:\n      - r.json: {{cache: false}}\n")
+        for cmd in (["git", "init", "-q"], [*dvc, "init", "-q"], [*dvc, "repro", "-q"]):
+            subprocess.run(cmd, cwd=root, env=env, check=True, capture_output=True)
+        return any((root / ".dvc/cache/runs").glob("*/*/*"))
+
+    assert saved("metrics", "metric") and not saved("outs", "out")
+

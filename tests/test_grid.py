@@ -624,9 +624,28 @@ def test_a_new_stage_in_dvc_yaml_leaves_a_grid_of_other_stages_current(tmp_path)
     run(["git", "commit", "-qam", "a new stage"], tmp_path, env)
     assert g.same_code(tmp_path, base, ["dvc.yaml"], stages)
     assert not g.same_code(tmp_path, base, ["dvc.yaml"], ())      # the whole pipeline: the new stage is in it
+    moved = yaml.safe_load(spec)   # train's checkpoint moved to a metrics declaration: no figure changes
+    train = moved["stages"]["train"]
+    train["metrics"] = [*train.get("metrics", []), train["outs"].pop(0)]
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump(moved))
+    run(["git", "commit", "-qam", "an output declared elsewhere"], tmp_path, env)
+    assert g.same_code(tmp_path, base, ["dvc.yaml"], stages)
     (tmp_path / "dvc.yaml").write_text(spec.replace("python src/train_alignment.py", "python src/train_alignment.py -v"))
     run(["git", "commit", "-qam", "train's command changed"], tmp_path, env)
     assert not g.same_code(tmp_path, base, ["dvc.yaml"], stages)
+
+
+def test_a_snapshot_leaves_the_resamples_files_to_the_kept_resamples():
+    """The resamples files are declared metrics (so that DVC keeps the stage in its run cache), and DVC reports their
+    data with the others; a results row keeps only the cited keys' resamples, not every figure's 200 values."""
+    grid = g.Grid([0], ["train.seed"], {"a": {}}, [], claims=[])
+    data = {"params": {"params.yaml": {"data": {"train": {"seed": 0}}}},
+            "metrics": {"metrics/eval.json": {"data": {"m": 0.5}},
+                        "metrics/eval_resamples.json": {"data": {"seed": 0, "figures": {"m": [0.5, 0.25]}}}}}
+    found = {"a-s0": [{"baseline": "head", "state": "success", "rev": "r", "data": data}]}
+    rows = g.snapshot(grid, found, lambda b: True, head={})["experiments"]
+    assert rows[0]["metrics"] == {"metrics/eval.json": {"m": 0.5}}
+    assert g.is_resamples_file("metrics/finetune_resamples.json") and not g.is_resamples_file("metrics/eval.json")
 
 
 def test_a_grid_without_claims_renders_its_table_and_no_verdicts(tmp_path):

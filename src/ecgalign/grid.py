@@ -275,13 +275,19 @@ def head_params(root: Path, stages: tuple[str, ...] = ()) -> dict:
     return {k: v for k, v in flat.items() if any(k == s or k.startswith(s + ".") for s in keys)}
 
 
+OUTPUT_SECTIONS = ("outs", "metrics", "plots")   # declare where a stage's results go, not what they are
+
+
 def stage_specs(root: Path, rev: str, stages: tuple[str, ...] = ()) -> dict | None:
-    """{name: spec} of `stages` (all when empty) in dvc.yaml at commit `rev`; None without a readable dvc.yaml."""
+    """{name: spec} of `stages` (all when empty) in dvc.yaml at commit `rev`, without their output declarations
+    (OUTPUT_SECTIONS: moving a file from `outs` to `metrics` changes no figure; what a stage computes changes with its
+    command, dependencies, params or code); None without a readable dvc.yaml."""
     shown = run(["git", "show", f"{rev}:dvc.yaml"], root, check=False)
     if shown.returncode != 0:
         return None
     spec = (yaml.safe_load(shown.stdout) or {}).get("stages") or {}
-    return {name: s for name, s in spec.items() if not stages or name in stages}
+    return {name: {k: v for k, v in s.items() if k not in OUTPUT_SECTIONS}
+            for name, s in spec.items() if not stages or name in stages}
 
 
 def same_code(root: Path, baseline: str, paths: list[str], stages: tuple[str, ...] = ()) -> bool:
@@ -512,13 +518,19 @@ def snapshot(grid: Grid, found: dict[str, list[dict]], is_current, head: dict | 
             continue
         data = done[name]["data"]
         params = flatten((data.get("params") or {}).get("params.yaml", {}).get("data", {}))
-        metrics = {f: m["data"] for f, m in sorted((data.get("metrics") or {}).items()) if "data" in m}
+        metrics = {f: m["data"] for f, m in sorted((data.get("metrics") or {}).items())
+                   if "data" in m and not is_resamples_file(f)}   # those: only the cited keys' (kept_resamples)
         rows.append({"name": name, "config": config, "seed": seed, "rev": done[name]["rev"],
                      "baseline": done[name]["baseline"], "params": params, "metrics": metrics})
         kept = resamples_of(done[name]["rev"]) if resamples_of is not None else {}
         if kept:
             rows[-1]["resamples"] = kept
     return {"experiments": rows}
+
+
+def is_resamples_file(path: str) -> bool:
+    """Whether a metrics file holds kept bootstrap resamples (`resamples.resamples_path`: <stem>_resamples.json)."""
+    return Path(path).stem.endswith("_resamples")
 
 
 def split_key(key: str) -> tuple[str, str]:
