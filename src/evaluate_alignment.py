@@ -39,7 +39,7 @@ from ecgalign.attribution import statement_directions, statement_metrics
 from ecgalign.ecgplot import plot_statement_auc
 from ecgalign.errors import ArtifactError, MissingArtifactError
 from ecgalign.models import load_model
-from ecgalign.resamples import resamples_path, split_resamples, write_resamples
+from ecgalign.resamples import write_metrics
 
 
 # what a supervised control has no value for (fnmatch patterns of eval.json keys)
@@ -192,8 +192,7 @@ def main(data_dir: str | Path = art.DATA, params_path: str | Path = art.PARAMS,
         metrics.update(not_defined_figures())
 
     metrics = {k: None if isinstance(v, float) and not np.isfinite(v) else v for k, v in metrics.items()}
-    metrics, kept = split_resamples(metrics)
-    write_resamples(resamples_path(metrics_path), kept, ep.seed, ep.bootstrap)
+    metrics = write_metrics(metrics_path, metrics, ep.seed, ep.bootstrap)
     curve = "objective" if model.supervised else "alignment_loss"   # the supervised control: its BCE
     curves = {s: plots.read_curve(Path(dvclive_dir) / "plots" / "metrics" / s / f"{curve}.tsv")
               for s in ("train", "val")}
@@ -204,12 +203,10 @@ def main(data_dir: str | Path = art.DATA, params_path: str | Path = art.PARAMS,
         plots.plot_embedding_map(np.asarray(inp.z_ecg[test]), None, inp.primary, plots_dir / "embedding_map.png",
                                  ep.map_points, ep.seed)
         plots.plot_not_defined(plots_dir / "statement_auc.png", "Statement directions", NOT_DEFINED_REASON)
-        write_json(metrics_path, metrics)
         write_json(statements_path, {"statement_auc_macro": None, "not_defined_reason": NOT_DEFINED_REASON})
     else:
         plots.plot_embedding_map(np.asarray(inp.e_ecg[test]), extras["e_text"], inp.primary,
                                  plots_dir / "embedding_map.png", ep.map_points, ep.seed)
-        write_json(metrics_path, metrics)
         directions = statement_directions(emb_trained_test, extras["statement_keys"], inp.statement_codes,
                                           [inp.reports[i]["scp_codes"] for i in test])
         write_json(statements_path, statement_metrics(directions))

@@ -23,8 +23,7 @@ from ecgalign import labels as lb
 from ecgalign import minirocket as mr
 from ecgalign import params as params_mod
 from ecgalign import transfer as tr
-from ecgalign.atomic import write_json
-from ecgalign.resamples import resamples_path, split_resamples, write_resamples
+from ecgalign.resamples import write_metrics
 
 PREFIX = "minirocket_"
 
@@ -50,13 +49,11 @@ def main(data_dir: str | Path = art.DATA, params_path: str | Path = art.PARAMS, 
                                      PREFIX, counts, ep.ci_level)}
     figures = {k: v for k, v in figures.items() if "zero_shot" not in k}   # random features have no text side
     figures = {k: None if isinstance(v, float) and not np.isfinite(v) else v for k, v in figures.items()}
-    figures, kept = split_resamples(figures)
-    out = {"n_test": int(len(inp.test)), "ci_level": ep.ci_level, f"{PREFIX}n_features": int(z["test"].shape[1]),
-           **figures}
+    out = write_metrics(metrics_path, {"n_test": int(len(inp.test)), "ci_level": ep.ci_level,
+                                       f"{PREFIX}n_features": int(z["test"].shape[1]), **figures},
+                        ep.seed, ep.bootstrap)
     print(f"features in {transform_seconds:.1f} s")   # a timing is no figure: same params, same metrics
     print_summary(out, ep.label_fractions)
-    write_json(metrics_path, out)
-    write_resamples(resamples_path(metrics_path), kept, ep.seed, ep.bootstrap)
     print(f"wrote {metrics_path} in {time.time() - start:.1f} s")
     return out
 

@@ -11,8 +11,9 @@ ecg_id,label; `synthetic` / `synthetic_null`: the synthetic source's generated o
 does not carry; '' none); each run to early stopping at every lr of finetune.lr_grid (times 1, 10 and 100 for the
 frozen encoder's head: ft.FROZEN_LR_FACTORS), the lr chosen on validation
 (docs/finetune.md). Writes metrics/finetune.json, metrics/finetune_resamples.json (each init's test figures under
-the first bootstrap resamples, for the grid's paired two-level bootstrap), plots/label_efficiency.png and data/finetune/ (the outcome table
-used, every run's test outputs, runs.json: every run's per-epoch course at every lr). A killed run, re-run with the
+the first bootstrap resamples, for the grid's paired two-level bootstrap), plots/label_efficiency.png and
+data/finetune/ (the outcome table used, every run's test outputs, runs.json: every run's per-epoch course at every
+lr). A killed run, re-run with the
 same params, resumes from data/finetune_state/last.pt. Library: src/ecgalign/finetune.py, src/ecgalign/outcomes.py.
 """
 import tempfile
@@ -32,7 +33,7 @@ from ecgalign.models import load_model
 from ecgalign.outcomes import read_outcomes
 from ecgalign.ptbxl import read_statements
 from ecgalign.precision import record
-from ecgalign.resamples import resamples_path, split_resamples, write_resamples
+from ecgalign.resamples import write_metrics
 from ecgalign.stats import N_BOOT
 from ecgalign.training import init_distributed, resolve_device
 
@@ -111,9 +112,7 @@ def main():
             metrics["outcome_kind"] = "none"
         metrics.update(ft.summarise(results, tasks, seed=cfg["seed"]))
         metrics["finetune_seconds"] = round(time.time() - start, 1)
-        metrics, kept = split_resamples(metrics)
-        write_json(FINETUNE_METRICS, metrics)
-        write_resamples(resamples_path(FINETUNE_METRICS), kept, cfg["seed"], N_BOOT)
+        metrics = write_metrics(FINETUNE_METRICS, metrics, cfg["seed"], N_BOOT)
         ft.plot_label_efficiency(metrics, cfg["label_fractions"], FINETUNE_PLOT,
                                  f"{cfg['task']}: test macro AUC (n={metrics['finetune_n_test']})")
         print(ft.report(metrics, cfg["label_fractions"]))

@@ -2,6 +2,8 @@
 
     python src/results_table.py                 # README.md block <- experiments.yaml + results/grid.json
     python src/results_table.py --collect       # first refresh results/grid.json from `dvc exp show --json`
+    python src/results_table.py --grid experiments-claims.yaml --collect-only --results results/next/grid-claims.json
+                                                # a grid in progress: its finished runs, no block rewritten
     python src/results_table.py --check         # exit 1 if the README block differs from what would be written
     python src/results_table.py --grid experiments-quick.yaml   # the quick grid's block in docs/experiments.md
 
@@ -9,7 +11,9 @@ A grid file names its snapshot (`results:`, default results/grid.json) and the f
 default README.md); --results and --readme override them.
 
 The table's metrics and the claims come from experiments.yaml, the figures from results/grid.json (so a fresh clone
-without the experiment refs renders the same table). Definitions: src/ecgalign/grid.py.
+without the experiment refs renders the same table). A collect keeps the previous snapshot's rows that are still
+current (same code for the grid's stages, same params), so a grid run over several sessions or machines accumulates
+in its snapshot. Definitions: src/ecgalign/grid.py.
 """
 from __future__ import annotations
 
@@ -29,7 +33,10 @@ def main(argv=None) -> int:
     ap.add_argument("--grid", default=str(ROOT / "experiments.yaml"))
     ap.add_argument("--results", help="the snapshot (default: the grid file's `results:`)")
     ap.add_argument("--readme", help="the file with the results block (default: the grid file's `document:`)")
-    ap.add_argument("--collect", action="store_true", help="refresh --results from dvc exp show first")
+    ap.add_argument("--collect", action="store_true", help="refresh --results from dvc exp show first (rows of "
+                    "the previous snapshot that are still current stay)")
+    ap.add_argument("--collect-only", action="store_true", help="refresh --results, write no block (a grid in "
+                    "progress: --results results/next/<file>)")
     ap.add_argument("--note", help="with --collect: the setting, printed above the table (e.g. 'synthetic, 2 epochs')")
     ap.add_argument("--check", action="store_true", help="only compare: exit 1 if the README block is stale")
     args = ap.parse_args(argv)
@@ -37,9 +44,9 @@ def main(argv=None) -> int:
         grid = g.load_grid(args.grid, ROOT)
         args.results = args.results or str(ROOT / grid.results)
         args.readme = args.readme or str(ROOT / grid.document)
-        if args.collect:
-            results = g.collect(grid, ROOT)
+        if args.collect or args.collect_only:
             old = json.loads(Path(args.results).read_text()) if Path(args.results).exists() else {}
+            results = g.collect(grid, ROOT, old.get("experiments", []))
             if args.note:
                 results["note"] = args.note
             elif old.get("note"):  # keep the setting's description across re-collects
@@ -48,10 +55,12 @@ def main(argv=None) -> int:
             print(f"{args.results}: {len(results['experiments'])} experiments")
             dropped = sorted({e["name"] for e in old.get("experiments", [])} -
                              {e["name"] for e in results["experiments"]})
-            if dropped:  # e.g. a fresh clone without the experiment refs, or a code change since they ran
+            if dropped:  # a code or params change since they ran, or a baseline commit this clone lacks
                 print(f"warning: {len(dropped)} experiment(s) of the previous snapshot are not current experiments "
-                      f"here and were left out: {', '.join(dropped)}; `git checkout {grid.results}` restores it",
+                      f"here and were left out: {', '.join(dropped)}; `git checkout {args.results}` restores it",
                       file=sys.stderr)
+            if args.collect_only:
+                return 0
         if not Path(args.results).exists():
             raise g.GridError(f"{args.results} not found: the grid has not been run and collected yet (make grid "
                               f"GRID={Path(args.grid).name})")

@@ -409,6 +409,10 @@ def test_a_small_grid_runs_through_the_dvc_queue_and_a_rerun_skips_it(tmp_path, 
     run(["git", "commit", "-qm", "results"], root, env)
     assert "2 done, 0 already queued, 0 to queue" in run(grid_cmd, root, env)
     assert json.loads((root / "results/grid.json").read_text()) == results
+    # a clone has no experiment refs: its collect keeps the committed rows, still current there
+    run(["git", "clone", "-q", str(root), str(tmp_path / "clone")], tmp_path, env)
+    run([sys.executable, str(root / "src/results_table.py"), "--collect-only"], tmp_path / "clone", env)
+    assert json.loads((tmp_path / "clone/results/grid.json").read_text()) == results
 
 
 def test_uncommitted_pipeline_changes_are_refused_before_anything_is_queued(tmp_path, grid):
@@ -503,12 +507,24 @@ def test_a_collect_that_leaves_out_experiments_of_the_previous_snapshot_names_th
     (tmp_path / "grid.yaml").write_text("seeds: [0, 1]\nconfigs:\n  a: {}\nmetrics: [ecg_to_text_r1]\nclaims: []\n")
     (tmp_path / "README.md").write_text(f"# t\n{g.BEGIN}\n{g.END}\n")
     (tmp_path / "grid.json").write_text(json.dumps({"note": "n", "experiments": [exp("a", 0, 0.5), exp("a", 1, 0.6)]}))
-    monkeypatch.setattr(results_table.g, "collect", lambda grid, root: {"experiments": [exp("a", 0, 0.5)]})
+    monkeypatch.setattr(results_table.g, "collect", lambda grid, root, earlier: {"experiments": [exp("a", 0, 0.5)]})
     assert results_table.main(["--grid", str(tmp_path / "grid.yaml"), "--results", str(tmp_path / "grid.json"),
                                "--readme", str(tmp_path / "README.md"), "--collect"]) == 0
     assert "warning: 1 experiment(s) of the previous snapshot are not current experiments here and were left " \
            "out: a-s1;" in capsys.readouterr().err
     assert json.loads((tmp_path / "grid.json").read_text())["note"] == "n"
+
+
+def test_an_earlier_snapshot_keeps_exactly_its_rows_on_current_code_and_params(grid):
+    def row(name, baseline="cur", **params):
+        config, seed = name.rsplit("-s", 1)
+        return {"name": name, "config": config, "seed": int(seed), "baseline": baseline,
+                "params": {"train.seed": int(seed), "train.loss": "infonce", "data.source": "synthetic", **params}}
+    rows = [row("a-s0"), row("a-s1", baseline="old"), row("a-s2", **{"data.source": "local"}),
+            row("b-s0", **{"train.loss": "cosine"}), row("z-s0"), row("a-s3")]
+    kept = g.still_current(grid, rows, lambda b: b == "cur", head={"data.source": "synthetic"})
+    # a-s1: other code; a-s2: other params than HEAD's; b-s0: lacks b's overrides; z, a-s3: not cells of the grid
+    assert [r["name"] for r in kept] == ["a-s0"]
 
 
 def test_the_code_check_runs_one_git_diff_per_baseline(grid, monkeypatch):
@@ -645,7 +661,6 @@ def test_a_snapshot_leaves_the_resamples_files_to_the_kept_resamples():
     found = {"a-s0": [{"baseline": "head", "state": "success", "rev": "r", "data": data}]}
     rows = g.snapshot(grid, found, lambda b: True, head={})["experiments"]
     assert rows[0]["metrics"] == {"metrics/eval.json": {"m": 0.5}}
-    assert g.is_resamples_file("metrics/finetune_resamples.json") and not g.is_resamples_file("metrics/eval.json")
 
 
 def test_a_grid_without_claims_renders_its_table_and_no_verdicts(tmp_path):

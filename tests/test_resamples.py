@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from ecgalign import stats
-from ecgalign.resamples import (RESAMPLED, STORED, add_interval, add_mean_interval, resamples_path, split_resamples,
-                                write_resamples)
+from ecgalign.resamples import (RESAMPLED, STORED, add_interval, add_mean_interval, is_resamples_file, resamples_path,
+                                split_resamples, write_metrics, write_resamples)
 
 
 def test_a_mean_figure_keeps_its_value_under_each_of_the_first_resamples():
@@ -40,3 +40,13 @@ def test_the_file_is_json_with_one_figure_a_line(tmp_path):
 def test_the_kept_resamples_sit_beside_their_metrics_file():
     assert resamples_path("metrics/eval.json").as_posix() == "metrics/eval_resamples.json"
     assert resamples_path("metrics/minirocket.json").as_posix() == "metrics/minirocket_resamples.json"
+    assert is_resamples_file(resamples_path("metrics/finetune.json")) and not is_resamples_file("metrics/eval.json")
+
+
+def test_a_stage_writes_its_metrics_without_the_kept_resamples_and_those_beside_them(tmp_path):
+    written = write_metrics(tmp_path / "eval.json", {"n": 3, "a": 0.5, "a" + RESAMPLED: [0.4, 0.6], "b": None,
+                                                     "b" + RESAMPLED: None}, seed=1, n_boot=50)
+    assert written == {"n": 3, "a": 0.5, "b": None}
+    assert json.loads((tmp_path / "eval.json").read_text()) == written
+    assert json.loads((tmp_path / "eval_resamples.json").read_text()) == {"seed": 1, "bootstrap": 50, "kept": 50,
+                                                                         "figures": {"a": [0.4, 0.6]}}

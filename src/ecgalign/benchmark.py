@@ -32,7 +32,7 @@ from . import labels as lb
 from . import probe as pr
 from . import stats
 from . import transfer as tr
-from .resamples import RESAMPLED, STORED, add_interval, add_mean_interval
+from .resamples import RESAMPLED, add_interval, add_mean_interval
 from .artifacts import REPORTS
 from .errors import ArtifactError
 from .probe import fraction_key
@@ -176,7 +176,7 @@ def _auc_figures(m: dict, key: str, y, scores, classes, counts, per_class_prefix
         return int(ok.sum())
     s = stats.auc_summary(y[:, ok], scores[:, ok], counts, level)
     m[key] = s["macro"]
-    add_interval(m, key, s["macro_ci"], np.mean(stats.auc_columns(y[:, ok], scores[:, ok], counts[:STORED]), axis=1))
+    add_interval(m, key, s["macro_ci"], s["macro_boot"])
     if per_class_prefix is not None:
         for c, auc, ci in zip(np.asarray(classes)[ok], s["auc"], s["ci"]):
             m[f"{per_class_prefix}{c}"] = float(auc)

@@ -641,11 +641,12 @@ def summarise(results: dict, tasks: dict, n_boot: int = stats.N_BOOT, seed: int 
             k = key(prefix, name_, tag, metric)
             lrs[key(prefix, name_, tag, "lr")] = float(r["lr"])   # not rounded
             add_interval(m, k, stats.interval(boot[init]), boot[init])
-            capped += r["best_epoch"] == r["stopped_epoch"] > 0
+            was_capped = int(r["best_epoch"] == r["stopped_epoch"] > 0)
+            capped += was_capped
             m.update({k: point[init], key(prefix, name_, tag, "val", metric): float(r["val"]),
                       key(prefix, name_, tag, "best_epoch"): int(r["best_epoch"]),
                       key(prefix, name_, tag, "stopped_epoch"): int(r["stopped_epoch"]),
-                      key(prefix, name_, tag, "capped"): int(r["best_epoch"] == r["stopped_epoch"] > 0)})
+                      key(prefix, name_, tag, "capped"): was_capped})
         for init, gain in (("aligned", "gain"), ("frozen", "frozen_gain")):
             lo, hi = stats.interval(boot[init] - boot["random"])
             k = key(prefix, gain, tag, metric)

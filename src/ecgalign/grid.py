@@ -34,6 +34,8 @@ from pathlib import Path
 
 import yaml
 
+from .resamples import is_resamples_file, resamples_path
+
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 DEFAULT_FILE = "metrics/eval.json"
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
@@ -345,7 +347,11 @@ class Plan:
 
 def params_match(data: dict, overrides: dict) -> bool:
     """Whether an experiment ran with these overrides (a configuration edited in the grid file runs again)."""
-    params = flatten((data.get("params") or {}).get("params.yaml", {}).get("data", {}))
+    return flat_params_match(flatten((data.get("params") or {}).get("params.yaml", {}).get("data", {})), overrides)
+
+
+def flat_params_match(params: dict, overrides: dict) -> bool:
+    """params_match on flat params ({"train.seed": 0, ...}, as a results row keeps them)."""
     return all(k in params and params[k] == v for k, v in overrides.items())
 
 
@@ -528,11 +534,6 @@ def snapshot(grid: Grid, found: dict[str, list[dict]], is_current, head: dict | 
     return {"experiments": rows}
 
 
-def is_resamples_file(path: str) -> bool:
-    """Whether a metrics file holds kept bootstrap resamples (`resamples.resamples_path`: <stem>_resamples.json)."""
-    return Path(path).stem.endswith("_resamples")
-
-
 def split_key(key: str) -> tuple[str, str]:
     """(metrics file, name) of a metric key: "name" (metrics/eval.json) or "metrics/<file>.json:name"."""
     file, _, name = key.rpartition(":") if ":" in key else (DEFAULT_FILE, ":", key)
@@ -548,7 +549,6 @@ def kept_resamples(root: Path, rev: str, keys: list[str]) -> dict:
     """{key: values} for the `keys` whose figures the experiment commit's stages kept under the bootstrap
     resamples (beside each metrics file: metrics/eval.json -> metrics/eval_resamples.json,
     `resamples.resamples_path`); a run without such a file (older runs, files without intervals) has none."""
-    from .resamples import resamples_path
     kept, files = {}, {}
     for key in keys:
         file, name = split_key(key)
@@ -560,10 +560,28 @@ def kept_resamples(root: Path, rev: str, keys: list[str]) -> dict:
     return kept
 
 
-def collect(grid: Grid, root: Path) -> dict:
+def still_current(grid: Grid, rows: list[dict], is_current, head: dict | None = None) -> list[dict]:
+    """The rows of an earlier snapshot that `snapshot` would take today: an experiment of the grid, run on a baseline
+    commit with HEAD's code for the grid's stages (`is_current`; a commit this clone lacks is not current) and with
+    HEAD's params and the experiment's overrides (`head`)."""
+    cells = {name: overrides for name, _, _, overrides in grid.experiments()}
+    return [r for r in rows if r.get("name") in cells and is_current(r["baseline"])
+            and flat_params_match(r.get("params") or {}, {**(head or {}), **cells[r["name"]]})]
+
+
+def collect(grid: Grid, root: Path, earlier: list[dict] = ()) -> dict:
+    """The snapshot of the grid's finished, current experiments here, plus the rows of an `earlier` snapshot that are
+    still current (`still_current`) and were not run again here: a grid run in parts, on several machines or
+    sessions whose experiment refs are gone, accumulates in its committed snapshot; a code change drops exactly the
+    rows it stales."""
     keys = cited_keys(grid)
-    return snapshot(grid, existing(exp_show(root)), current_code(grid, root), head_params(root, grid.stages),
-                    (lambda rev: kept_resamples(root, rev, keys)) if keys else None)
+    is_current, head = current_code(grid, root), head_params(root, grid.stages)
+    found = snapshot(grid, existing(exp_show(root)), is_current, head,
+                     (lambda rev: kept_resamples(root, rev, keys)) if keys else None)["experiments"]
+    fresh = {r["name"] for r in found}
+    kept = [r for r in still_current(grid, list(earlier), is_current, head) if r["name"] not in fresh]
+    order = {name: i for i, (name, _, _, _) in enumerate(grid.experiments())}
+    return {"experiments": sorted(found + kept, key=lambda r: order[r["name"]])}
 
 
 # ------------------------------------------------------------------------------------------------------ statistics

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from . import stats
-from .atomic import write_text
+from .atomic import write_json, write_text
 
 STORED = 200               # resamples of each figure kept (of evaluate.bootstrap)
 RESAMPLED = "_kept"   # the key suffix of a figure's values under the kept resamples (a list)
@@ -43,10 +43,18 @@ def split_resamples(m: dict) -> tuple[dict, dict]:
     return {k: v for k, v in m.items() if k not in moved}, kept
 
 
+SUFFIX = "_resamples"   # metrics/eval.json -> metrics/eval_resamples.json
+
+
 def resamples_path(metrics_path: str | Path) -> Path:
     """Where the kept resamples of a metrics file's figures go: metrics/eval.json -> metrics/eval_resamples.json."""
     path = Path(metrics_path)
-    return path.with_name(f"{path.stem}_resamples.json")
+    return path.with_name(f"{path.stem}{SUFFIX}.json")
+
+
+def is_resamples_file(path: str | Path) -> bool:
+    """Whether a metrics file holds kept resamples (a `resamples_path`)."""
+    return Path(path).stem.endswith(SUFFIX)
 
 
 def write_resamples(path: str | Path, kept: dict, seed: int, n_boot: int) -> None:
@@ -54,3 +62,12 @@ def write_resamples(path: str | Path, kept: dict, seed: int, n_boot: int) -> Non
     lines = [f"  {json.dumps(k)}: {json.dumps(v, separators=(',', ':'))}" for k, v in kept.items()]
     head = {"seed": seed, "bootstrap": n_boot, "kept": min(STORED, n_boot)}
     write_text(path, json.dumps(head)[:-1] + ', "figures": {\n' + ",\n".join(lines) + "\n}}\n")
+
+
+def write_metrics(path: str | Path, metrics: dict, seed: int, n_boot: int) -> dict:
+    """Write a stage's metrics file without the kept resamples, and those beside it (`resamples_path`); returns
+    the metrics as written."""
+    metrics, kept = split_resamples(metrics)
+    write_json(path, metrics)
+    write_resamples(resamples_path(path), kept, seed, n_boot)
+    return metrics

@@ -123,9 +123,10 @@ def macro_auc_interval(labels: np.ndarray, scores: np.ndarray, counts: np.ndarra
 def auc_summary(labels: np.ndarray, scores: np.ndarray, counts: np.ndarray, level: float = LEVEL) -> dict:
     """Point AUC per class and macro, with percentile intervals at `level` over the resamples in `counts` (B x N;
     `class_complete_counts` for the macro), from one pass over the classes: {"auc": C array, "ci": C x 2,
-    "macro": float, "macro_ci": (low, high)}. A resample in which a class is undefined (no positive or no negative)
+    "macro": float, "macro_ci": (low, high), "macro_boot": B array (the macro under each resample)}. A resample in which a class is undefined (no positive or no negative)
     is left out of that class's interval and of the macro's."""
     point = auc_columns(labels, scores)[0]
     boot = auc_columns(labels, scores, counts)
+    macro_boot = np.mean(boot, axis=1)
     return {"auc": point, "ci": np.array([interval(boot[:, c], level) for c in range(boot.shape[1])]),
-            "macro": float(np.mean(point)), "macro_ci": interval(np.mean(boot, axis=1), level)}
+            "macro": float(np.mean(point)), "macro_ci": interval(macro_boot, level), "macro_boot": macro_boot}
