@@ -338,6 +338,7 @@ def test_workers_are_started_again_only_when_none_is_seen_and_nothing_runs(grid,
     monkeypatch.setattr(g, "survey", lambda *a: (g.Plan({}, ["a-s0", "a-s1"], [], []), [], []))
     monkeypatch.setattr(g, "queue_status", lambda root: next(polls))
     monkeypatch.setattr(g, "start_workers", lambda root, jobs: started.append(jobs))
+    monkeypatch.setattr(g, "missing_listings", lambda root: [])
     g.run_grid(grid, REPO, poll=0, log=lambda m: None)
     assert started == [1, 1]   # the first start, and one after three polls with a queued experiment and no worker
 
@@ -425,6 +426,29 @@ def test_uncommitted_pipeline_changes_are_refused_before_anything_is_queued(tmp_
     assert "src/ecgalign/training.py" in g.pipeline_paths(tmp_path)
     (tmp_path / "params.yaml").write_text((tmp_path / "params.yaml").read_text().replace("epochs: 15", "epochs: 2"))
     with pytest.raises(g.GridError, match="uncommitted changes to the pipeline code or params.yaml:\n M params.yaml"):
+        g.run_grid(grid, tmp_path)
+
+
+def test_a_cache_without_the_locks_directory_listings_is_refused_before_anything_is_queued(tmp_path, grid):
+    """A clone on a new machine has dvc.lock but not the `.dir` objects it names: an experiment restored from the
+    run cache would fail hours into a grid (`failed to load directory`), so the grid asks for `make repro` first."""
+    env = dict(os.environ, GIT_AUTHOR_NAME="test", GIT_AUTHOR_EMAIL="test@example.com",
+               GIT_COMMITTER_NAME="test", GIT_COMMITTER_EMAIL="test@example.com")
+    for name in ("dvc.yaml", "params.yaml"):
+        shutil.copy(REPO / name, tmp_path / name)
+    (tmp_path / "dvc.lock").write_text(yaml.safe_dump({"schema": "2.0", "stages": {
+        "text_embeddings": {"cmd": "x", "outs": [{"path": "data/text", "md5": "aae03416b7.dir"},
+                                                 {"path": "metrics/text.json", "md5": "0123456789"}]},
+        "train": {"cmd": "y", "deps": [{"path": "data/text", "md5": "aae03416b7.dir"},
+                                       {"path": "data/signals", "md5": "7dcf822973.dir"}]}}}))
+    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "init"]):
+        run(cmd, tmp_path, env)
+    assert g.missing_listings(tmp_path) == ["data/signals", "data/text"]
+    listing = tmp_path / ".dvc/cache/files/md5/aa/e03416b7.dir"
+    listing.parent.mkdir(parents=True)
+    listing.write_text("[]")
+    with pytest.raises(g.GridError, match=r"^the DVC cache lacks the directory listings dvc.lock names for "
+                                          r"data/signals: .* run `make repro` \(or `dvc repro`\) here first"):
         g.run_grid(grid, tmp_path)
 
 

@@ -248,6 +248,20 @@ def start_workers(root: Path, jobs: int) -> None:
         raise GridError(f"`dvc queue start -j {jobs}` failed (exit {code}):\n{log_path.read_text().strip()[-2000:]}")
 
 
+def missing_listings(root: Path) -> list[str]:
+    """The paths whose directory listing (a `.dir` object) root/dvc.lock names and the DVC cache lacks. A queued
+    experiment that restores a stage from the run cache loads these listings and fails without them (`failed to
+    load directory`): a clone on a new machine has the lock, not the objects, until `dvc repro` has run there."""
+    lock = root / "dvc.lock"
+    if not lock.exists():
+        return []
+    cache = Path(run(["dvc", "cache", "dir"], root).stdout.strip()) / "files" / "md5"
+    entries = [e for s in (yaml.safe_load(lock.read_text()) or {}).get("stages", {}).values()
+               for e in s.get("deps", []) + s.get("outs", [])]
+    return sorted({e["path"] for e in entries
+                   if str(e.get("md5", "")).endswith(".dir") and not (cache / e["md5"][:2] / e["md5"][2:]).exists()})
+
+
 def _stages(root: Path, stages: tuple[str, ...]) -> list[dict]:
     """The specs of `stages` in root/dvc.yaml (all stages when empty)."""
     spec = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
@@ -453,6 +467,11 @@ def run_grid(grid: Grid, root: Path, jobs: int = 1, only: str | None = None, sha
         raise GridError("uncommitted changes to the pipeline code or params.yaml:\n" + dirty +
                         "\ncommit or stash them first: queued experiments would run them while their baseline "
                         "commit says otherwise")
+    unlisted = missing_listings(root)
+    if unlisted:
+        raise GridError("the DVC cache lacks the directory listings dvc.lock names for " + ", ".join(unlisted) +
+                        ": experiments restored from the run cache would fail (`failed to load directory`); run "
+                        "`make repro` (or `dvc repro`) here first, then commit dvc.lock if it changed")
     p, tasks, outdated = survey(grid, root, only, shard)
     log(f"grid: {len(p.done)} done, {len(p.pending)} already queued, {len(p.missing)} to queue"
         + (f" ({len(p.failed)} failed before: queued again)" if p.failed else "")
