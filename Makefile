@@ -36,8 +36,8 @@ lock:  ## regenerate requirements.txt (every pin) from pyproject.toml's direct d
 	rm -rf .venv-lock
 
 grid: $(STAMP)  ## every missing experiment of $(GRID) through DVC's queue (GRID_JOBS=N workers), then results
-	# dvc.lock's outputs in the local cache first (a no-op once they are): a queued experiment that restores a stage
-	# from the run cache reads the lock's directory listings there, and fails without them on a fresh machine
+	# dvc.lock's outputs in the local cache first (a no-op once they are): run_grid refuses a cache that lacks the
+	# lock's directory listings (grid.missing_listings), which a queued experiment restoring a stage would need
 	PATH="$(BIN):$$PATH" HF_HUB_OFFLINE=1 dvc repro
 	PATH="$(BIN):$$PATH" HF_HUB_OFFLINE=1 $(BIN)/python src/run_grid.py --grid $(GRID) -j $(GRID_JOBS)
 
